@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Library targets depend on system libraries only; swift-argument-parser is used by the CLI alone.
+// Build with `--explicit-target-dependency-import-check error` (the Makefile does) so that the
+// import rules of docs/ARCHITECTURE.md are enforced.
+let package = Package(
+    name: "Kiln",
+    products: [
+        .library(name: "Kiln", targets: ["Kiln"]),
+        .executable(name: "kiln", targets: ["kiln"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(name: "KilnCore", linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "KilnGraph", dependencies: ["KilnCore"]),
+        .target(name: "KilnRuntime", dependencies: ["KilnCore", "KilnGraph", "CDNNL"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
+        .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
+        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,32 @@
+/// Errors of KilnCore. Each message is a sentence naming the file, the field and what was expected.
+public enum KilnCoreError: Error, CustomStringConvertible, Equatable {
+    /// A byte count did not match what the shape and dtype need.
+    case sizeMismatch(what: String, expected: Int, actual: Int)
+    /// A reshape to a shape of another element count.
+    case invalidReshape(from: Shape, to: Shape)
+    /// Two arrays that must agree in shape do not.
+    case shapeMismatch(operation: String, Shape, Shape)
+    /// A file could not be read or written.
+    case fileUnreadable(path: String, reason: String)
+    /// A file's content does not follow its format; `field` names where it went wrong.
+    case malformedFile(path: String, field: String, reason: String)
+    /// A dtype flag or name that Kiln does not know.
+    case unsupportedDType(path: String, field: String, value: String)
+
+    public var description: String {
+        switch self {
+        case let .sizeMismatch(what, expected, actual):
+            return "The data for \(what) has \(actual) bytes, but \(expected) are needed."
+        case let .invalidReshape(from, to):
+            return "Cannot reshape an array of shape \(from) (\(from.elementCount) elements) to \(to) (\(to.elementCount) elements)."
+        case let .shapeMismatch(operation, a, b):
+            return "\(operation) needs arrays of the same shape, got \(a) and \(b)."
+        case let .fileUnreadable(path, reason):
+            return "Cannot read '\(path)': \(reason)."
+        case let .malformedFile(path, field, reason):
+            return "The file '\(path)' is malformed at \(field): \(reason)."
+        case let .unsupportedDType(path, field, value):
+            return "The file '\(path)' has an unsupported dtype \(value) in \(field); supported are \(DType.acceptedNames)."
+        }
+    }
+}
