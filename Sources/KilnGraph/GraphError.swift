@@ -1,0 +1,62 @@
+import KilnCore
+
+/// Errors of KilnGraph. Each message is a sentence that names the file, node, input or attribute at fault.
+public enum GraphError: Error, CustomStringConvertible, Equatable {
+    /// An op name that the registry does not know.
+    case unknownOp(op: String, node: String, source: String?)
+    /// An attribute that the op does not take.
+    case unknownAttribute(node: String, op: String, attribute: String, accepted: [String])
+    /// A required attribute is absent.
+    case missingAttribute(node: String, op: String, attribute: String)
+    /// An attribute whose text cannot be read as the op requires.
+    case invalidAttribute(node: String, op: String, attribute: String, value: String, expected: String)
+    /// An input whose shape does not fit what the op needs.
+    case shapeMismatch(node: String, op: String, input: String, expected: String, actual: Shape)
+    /// Any other shape rule the op enforces.
+    case invalidShape(node: String, op: String, reason: String)
+    /// A shape that cannot be inferred because an input's shape is not known.
+    case unknownShape(node: String, input: String)
+    /// A dtype rule broken.
+    case typeMismatch(node: String, op: String, input: String, expected: DType, actual: DType)
+    /// Symbol JSON that cannot be read; `field` is a path such as `nodes[3].inputs`.
+    case malformedJSON(source: String, field: String, reason: String)
+    /// The wrong number of inputs for an op.
+    case inputCount(node: String, op: String, expected: String, actual: Int)
+    /// A reference to an output a node does not have.
+    case invalidOutput(node: String, index: Int, count: Int)
+    /// A name used for two different variables or nodes where names must be unique.
+    case duplicateName(String)
+    /// A caller error in the graph API, described in a sentence.
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case let .unknownOp(op, node, source):
+            return "Unknown op '\(op)' at node '\(node)'\(source.map { " in '\($0)'" } ?? ""); Kiln's registry does not have it."
+        case let .unknownAttribute(node, op, attribute, accepted):
+            return "Node '\(node)' (\(op)) has an unknown attribute '\(attribute)'; accepted attributes are \(accepted.sorted().joined(separator: ", "))."
+        case let .missingAttribute(node, op, attribute):
+            return "Node '\(node)' (\(op)) needs the attribute '\(attribute)'."
+        case let .invalidAttribute(node, op, attribute, value, expected):
+            return "Node '\(node)' (\(op)) has attribute \(attribute)=\"\(value)\", but \(expected) is expected."
+        case let .shapeMismatch(node, op, input, expected, actual):
+            return "Node '\(node)' (\(op)) expects input '\(input)' of shape \(expected), but it has shape \(actual)."
+        case let .invalidShape(node, op, reason):
+            return "Node '\(node)' (\(op)): \(reason)."
+        case let .unknownShape(node, input):
+            return "The shape of input '\(input)' of node '\(node)' is not known; give it in the shapes passed to inferShape or simpleBind."
+        case let .typeMismatch(node, op, input, expected, actual):
+            return "Node '\(node)' (\(op)) expects input '\(input)' of dtype \(expected), but it has dtype \(actual)."
+        case let .malformedJSON(source, field, reason):
+            return "The symbol JSON '\(source)' is malformed at \(field): \(reason)."
+        case let .inputCount(node, op, expected, actual):
+            return "Node '\(node)' (\(op)) takes \(expected) inputs, but \(actual) were given."
+        case let .invalidOutput(node, index, count):
+            return "Node '\(node)' has \(count) outputs, so output \(index) does not exist."
+        case let .duplicateName(name):
+            return "The name '\(name)' is used by two different nodes."
+        case let .invalidArgument(reason):
+            return reason.hasSuffix(".") ? reason : reason + "."
+        }
+    }
+}

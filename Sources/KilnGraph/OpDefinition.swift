@@ -1,0 +1,203 @@
+import KilnCore
+
+/// How an op may take part in fusion. Passes read this, never op names (after TVM's op patterns).
+public enum FusionKind: String, Sendable, CaseIterable {
+    /// One output element from the same-index input elements (`relu`, `elemwise_add`).
+    case elementwise
+    /// Elementwise with broadcasting of smaller inputs (`broadcast_add`).
+    case broadcast
+    /// Moves or selects elements without arithmetic (`Reshape`, `transpose`, `Concat`).
+    case injective
+    /// Reduces along axes (`sum`, `mean`, `softmax`).
+    case reduction
+    /// A heavy op that fusion may attach elementwise work to (`Convolution`, `FullyConnected`).
+    case complex
+    /// Cannot be fused (`SoftmaxOutput`, `Dropout` in training).
+    case opaque
+}
+
+/// One attribute an op takes: its MXNet spelling, the form of its value and its default.
+public struct AttributeSpec: Sendable {
+    /// The forms attribute text can take; used to validate a node's attributes when it is created or loaded.
+    public enum Form: Sendable, Equatable {
+        case int, optionalInt, float, optionalFloat, bool, ints, optionalInts, floats, string, dtype
+        case choice([String])
+    }
+
+    public let name: String
+    public let form: Form
+    /// The default as MXNet would print it; nil when the attribute is required.
+    public let defaultValue: String?
+
+    public init(_ name: String, _ form: Form, default defaultValue: String? = nil) {
+        self.name = name
+        self.form = form
+        self.defaultValue = defaultValue
+    }
+
+    func validate(_ attributes: Attributes) throws {
+        switch form {
+        case .int: _ = try attributes.int(name)
+        case .optionalInt: _ = try attributes.optionalInt(name)
+        case .float: _ = try attributes.float(name)
+        case .optionalFloat: _ = try attributes.optionalFloat(name)
+        case .bool: _ = try attributes.bool(name)
+        case .ints: _ = try attributes.ints(name)
+        case .optionalInts: _ = try attributes.optionalInts(name)
+        case .floats: _ = try attributes.floats(name)
+        case .string: _ = try attributes.string(name)
+        case .dtype: _ = try attributes.dtype(name)
+        case let .choice(c): _ = try attributes.choice(name, c)
+        }
+    }
+}
+
+/// What shape and type rules see of a node: its name, op, attributes (defaults filled in) and input names.
+///
+/// Its helpers build errors that name the node and the input, so rules stay short:
+/// ```
+/// let data = try ctx.known(shapes, 0)                 // throws unknownShape if nil
+/// try ctx.assign(&shapes, 1, [numFilter, c, kh, kw])  // fills a weight shape or checks it
+/// ```
+public struct NodeContext: Sendable {
+    public let name: String
+    public let op: String
+    public let attributes: Attributes
+    public let inputNames: [String]
+    /// Number of outputs the node has (all of them, visible or not).
+    public let outputCount: Int
+
+    public init(name: String, op: String, attributes: Attributes, inputNames: [String], outputCount: Int = 1) {
+        self.name = name
+        self.op = op
+        self.attributes = attributes
+        self.inputNames = inputNames
+        self.outputCount = outputCount
+    }
+
+    func inputName(_ i: Int) -> String { i < inputNames.count ? inputNames[i] : "input \(i)" }
+
+    /// The shape of input `i`, which must be known.
+    public func known(_ shapes: [Shape?], _ i: Int) throws -> Shape {
+        guard i < shapes.count, let s = shapes[i] else { throw GraphError.unknownShape(node: name, input: inputName(i)) }
+        return s
+    }
+
+    /// Sets input `i`'s shape when unknown, or checks that it equals `shape`.
+    public func assign(_ shapes: inout [Shape?], _ i: Int, _ shape: Shape) throws {
+        if let s = shapes[i] {
+            guard s == shape else {
+                throw GraphError.shapeMismatch(node: name, op: op, input: inputName(i), expected: shape.description, actual: s)
+            }
+        } else {
+            shapes[i] = shape
+        }
+    }
+
+    /// An error for a broken shape rule, as a sentence fragment (`"kernel (5, 5) is larger than the padded input (3, 3)"`).
+    public func invalid(_ reason: String) -> GraphError { .invalidShape(node: name, op: op, reason: reason) }
+
+    /// An error for input `i` whose shape does not fit; `expected` describes what would (`"rank 4"`).
+    public func mismatch(_ i: Int, expected: String, actual: Shape) -> GraphError {
+        .shapeMismatch(node: name, op: op, input: inputName(i), expected: expected, actual: actual)
+    }
+}
+
+/// The definition of one op: everything the graph layer knows of it, in one place.
+///
+/// Kernels live in KilnRuntime and the engine's lowering in its capability table; both find the op by
+/// ``name``. Rules receive attributes with defaults filled in.
+public struct OpDefinition: Sendable {
+    /// Shape rule: fills unknown input shapes it can derive (weights) and returns all output shapes.
+    public typealias ShapeRule = @Sendable (_ shapes: inout [Shape?], _ context: NodeContext) throws -> [Shape]
+    /// Type rule: fills unknown input types and returns all output types.
+    public typealias TypeRule = @Sendable (_ types: inout [DType?], _ context: NodeContext) throws -> [DType]
+    /// Names of the inputs for given attributes (`["data", "weight", "bias"]`).
+    public typealias NamesRule = @Sendable (_ attributes: Attributes) throws -> [String]
+
+    /// The op's name in MXNet's registry and files.
+    public let name: String
+    /// Other names MXNet files may use for it (`_Plus` for `elemwise_add`).
+    public let aliases: [String]
+    /// The attributes it takes.
+    public let attributes: [AttributeSpec]
+    public let fusion: FusionKind
+    /// Input names; `nil` means a variable number of inputs (`Concat`, `add_n`).
+    public let inputNames: NamesRule
+    /// How many trailing inputs are auxiliary states (BatchNorm's moving mean and variance).
+    public let auxiliaryCount: @Sendable (Attributes) -> Int
+    /// Names of all outputs (MXNet's `list_outputs` suffixes: `["output"]`, `["output0", "output1"]`).
+    public let outputNames: NamesRule
+    /// How many of the outputs a user sees (BatchNorm has 3 outputs, 1 visible unless `output_mean_var`).
+    public let visibleOutputCount: @Sendable (Attributes) throws -> Int
+    /// Indices of inputs that are weights: constants at inference, which the engine may bake in.
+    public let weightInputs: @Sendable (Attributes) -> [Int]
+    public let inferShape: ShapeRule
+    public let inferType: TypeRule
+    /// Room for the gradient rule of the training issue; nil until then.
+    public let gradient: (any Sendable)?
+
+    public init(
+        name: String,
+        aliases: [String] = [],
+        attributes: [AttributeSpec] = [],
+        fusion: FusionKind,
+        inputs: @escaping NamesRule = { _ in ["data"] },
+        auxiliaryCount: @escaping @Sendable (Attributes) -> Int = { _ in 0 },
+        outputs: @escaping NamesRule = { _ in ["output"] },
+        visibleOutputCount: (@Sendable (Attributes) throws -> Int)? = nil,
+        weightInputs: @escaping @Sendable (Attributes) -> [Int] = { _ in [] },
+        inferShape: @escaping ShapeRule,
+        inferType: @escaping TypeRule = OpDefinition.sameTypeEverywhere,
+        gradient: (any Sendable)? = nil
+    ) {
+        self.name = name
+        self.aliases = aliases
+        self.attributes = attributes
+        self.fusion = fusion
+        self.inputNames = inputs
+        self.auxiliaryCount = auxiliaryCount
+        self.outputNames = outputs
+        let outs = outputs
+        self.visibleOutputCount = visibleOutputCount ?? { try outs($0).count }
+        self.weightInputs = weightInputs
+        self.inferShape = inferShape
+        self.inferType = inferType
+        self.gradient = gradient
+    }
+
+    /// The default type rule: every input and output has the type of the first known input.
+    public static let sameTypeEverywhere: TypeRule = { types, ctx in
+        guard let t = types.compactMap({ $0 }).first else {
+            throw GraphError.unknownShape(node: ctx.name, input: ctx.inputNames.first ?? "data")
+        }
+        for i in types.indices {
+            if let u = types[i], u != t {
+                throw GraphError.typeMismatch(node: ctx.name, op: ctx.op, input: ctx.inputName(i), expected: t, actual: u)
+            }
+            types[i] = t
+        }
+        return [DType](repeating: t, count: max(1, ctx.outputCount))
+    }
+
+    /// `attributes` with the op's defaults filled in, validated against the schema. Keys starting with
+    /// `__` are MXNet annotations (`__init__`, `__lr_mult__`) and pass through unchecked.
+    public func resolve(_ attributes: Attributes, node: String) throws -> Attributes {
+        var a = attributes
+        a.node = node
+        a.op = name
+        let known = Set(self.attributes.map(\.name))
+        for key in attributes.values.keys where !key.hasPrefix("__") && !known.contains(key) {
+            throw GraphError.unknownAttribute(node: node, op: name, attribute: key, accepted: Array(known))
+        }
+        for spec in self.attributes {
+            if a.values[spec.name] == nil {
+                guard let d = spec.defaultValue else { throw GraphError.missingAttribute(node: node, op: name, attribute: spec.name) }
+                a.values[spec.name] = d
+            }
+            try spec.validate(a)
+        }
+        return a
+    }
+}
+

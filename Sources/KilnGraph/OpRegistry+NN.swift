@@ -1,0 +1,3 @@
+extension OpRegistry {
+    static var neuralNetworkOps: [OpDefinition] { [] }
+}

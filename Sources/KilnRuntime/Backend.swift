@@ -1,0 +1,59 @@
+import KilnCore
+import KilnGraph
+
+/// A backend's answer for one node.
+public enum Support: Sendable, Equatable {
+    case supported
+    /// Not supported, with the reason in a sentence fragment (`"Pooling with pooling_convention=same"`).
+    case unsupported(String)
+
+    public var isSupported: Bool { self == .supported }
+}
+
+/// Something that runs a compiled graph: the framework's op-by-op plan or an engine's compiled group.
+public protocol CompiledGraph: AnyObject {
+    /// Runs on the given inputs (by variable name) and returns the graph's outputs, one per head.
+    func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray]
+}
+
+/// A way to run graphs. The framework implements it op by op; engines (later issues) compile
+/// whole subgraphs. A backend answers one question per node, "can you run this, and if not, why",
+/// kept apart from any choice of whether it should.
+public protocol Backend: Sendable {
+    /// Short name for reports (`"framework"`, `"reference"`, `"engine-cpu"`).
+    var name: String { get }
+    /// Whether this backend can run node `node` of `graph`.
+    func support(for node: Int, in graph: Graph) -> Support
+    /// Compiles `graph`, every op node of which this backend supports, for the given shapes and types.
+    /// `constants` are variables whose values are known at compile time (weights).
+    func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph
+}
+
+/// A backend that runs a graph one op at a time from a kernel table.
+public struct OpByOpBackend: Backend {
+    public let name: String
+    public let kernels: KernelTable
+
+    public init(name: String, kernels: KernelTable) {
+        self.name = name
+        self.kernels = kernels
+    }
+
+    public func support(for node: Int, in graph: Graph) -> Support {
+        let n = graph.nodes[node]
+        if n.isVariable { return .supported }
+        return kernels.factory(for: n.op) == nil ? .unsupported("no \(name) kernel for \(n.op)") : .supported
+    }
+
+    public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
+        try OpByOpPlan(graph: graph, shapes: shapes, types: types, kernels: kernels, backendName: name, constants: constants)
+    }
+}
+
+extension OpByOpBackend {
+    /// Naive Swift kernels: slow, simple, the oracle of the tests.
+    public static let reference = OpByOpBackend(name: "reference", kernels: ReferenceKernels.table)
+    /// The framework's kernels: oneDNN primitives one op at a time, plain NCHW between ops, no fusion.
+    /// Ops without a oneDNN kernel use their reference kernel.
+    public static let framework = OpByOpBackend(name: "framework", kernels: ReferenceKernels.table.overlaid(with: FrameworkKernels.table))
+}

@@ -1,0 +1,137 @@
+import KilnCore
+import KilnGraph
+
+/// Where arrays live and kernels run.
+public enum Context: Sendable, Equatable, CustomStringConvertible {
+    case cpu
+    case gpu(Int)
+
+    public var description: String {
+        switch self {
+        case .cpu: return "cpu(0)"
+        case let .gpu(i): return "gpu(\(i))"
+        }
+    }
+}
+
+/// How an argument's gradient is stored by `backward` (training issue); inference binds use `.null`.
+public enum GradReq: String, Sendable {
+    case null, write, add
+}
+
+/// A symbol bound to shapes and arrays, ready to run (MXNet's `Executor`).
+///
+/// ```
+/// let exec = try net.simpleBind(shapes: ["data": [16, 1, 28, 28]], sharedBuffer: params)
+/// exec.argDict["data"] = batch
+/// try exec.forward()
+/// let probabilities = exec.outputs[0]
+/// ```
+public final class Executor {
+    public let symbol: Symbol
+    public let context: Context
+    public let backend: any Backend
+    /// Argument arrays by name (inputs and weights). Set an entry to feed new data; its shape and dtype
+    /// must stay those bound, which `forward` checks.
+    public var argDict: [String: NDArray]
+    /// Auxiliary states by name (BatchNorm's moving statistics).
+    public var auxDict: [String: NDArray]
+    /// The outputs of the last `forward`, one per output of the symbol.
+    public private(set) var outputs: [NDArray]
+    /// The shapes everything was bound with.
+    public let shapes: InferredShapes
+    public let types: InferredTypes
+    let graph: Graph
+    let plan: any CompiledGraph
+
+    init(symbol: Symbol, context: Context, backend: any Backend, shapes: InferredShapes, types: InferredTypes,
+         argDict: [String: NDArray], auxDict: [String: NDArray]) throws {
+        guard context == .cpu else {
+            throw RuntimeError.invalidArgument("Context \(context) is not available yet; bind with context: .cpu")
+        }
+        self.symbol = symbol
+        self.context = context
+        self.backend = backend
+        self.graph = symbol.graph
+        self.shapes = shapes
+        self.types = types
+        self.argDict = argDict
+        self.auxDict = auxDict
+        plan = try backend.compile(graph, shapes: shapes, types: types, constants: [:])
+        outputs = zip(shapes.outputs, types.outputs).map { NDArray(zeros: $0, dtype: $1) }
+    }
+
+    /// Runs the graph on the current `argDict` and `auxDict`. With `isTrain`, ops behave as in
+    /// training (Dropout drops, BatchNorm uses batch statistics).
+    public func forward(isTrain: Bool = false) throws {
+        var inputs = argDict
+        inputs.merge(auxDict) { a, _ in a }
+        outputs = try plan.run(inputs, isTrain: isTrain)
+    }
+
+    /// Runs `forward` after setting some arguments (MXNet's `forward(is_train, **kwargs)`).
+    public func forward(isTrain: Bool = false, _ arguments: [String: NDArray]) throws {
+        for (k, v) in arguments {
+            guard argDict[k] != nil else { throw RuntimeError.missingArgument(name: k, known: argDict.keys.sorted()) }
+            argDict[k] = v
+        }
+        try forward(isTrain: isTrain)
+    }
+
+    /// A new executor for other input shapes (another batch size), sharing this one's weights and
+    /// auxiliary states. Arguments whose shape changes start as zeros.
+    public func reshaped(_ newShapes: [String: Shape]) throws -> Executor {
+        let s = try graph.inferShapes(newShapes)
+        var args: [String: NDArray] = [:]
+        for (name, shape) in zip(graph.argumentNames, s.arguments) {
+            if let old = argDict[name], old.shape == shape { args[name] = old } else {
+                args[name] = NDArray(zeros: shape, dtype: types.byName[name] ?? .float32)
+            }
+        }
+        var aux: [String: NDArray] = [:]
+        for (name, shape) in zip(graph.auxiliaryNames, s.auxiliaryStates) {
+            guard let old = auxDict[name], old.shape == shape else {
+                throw RuntimeError.invalidArgument("Reshaping would change the shape of auxiliary state '\(name)'; only input shapes may change")
+            }
+            aux[name] = old
+        }
+        return try Executor(symbol: symbol, context: context, backend: backend, shapes: s, types: types, argDict: args, auxDict: aux)
+    }
+}
+
+extension Symbol {
+    /// Binds the symbol for the given input shapes (MXNet's `simple_bind`).
+    ///
+    /// Shapes not given are inferred (weights from the data). Arrays in `sharedBuffer` (weights and
+    /// auxiliary states by name, as a checkpoint gives them) are used as they are and must have the
+    /// inferred shapes; every other argument starts as zeros.
+    ///
+    /// - Parameters:
+    ///   - backend: what runs the graph; the framework's oneDNN kernels by default.
+    public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
+                           gradReq: GradReq = .null, sharedBuffer: [String: NDArray] = [:],
+                           backend: any Backend = OpByOpBackend.framework) throws -> Executor {
+        guard gradReq == .null else {
+            throw RuntimeError.invalidArgument("gradReq \(gradReq.rawValue) needs gradients, which arrive with the training issue; bind with gradReq: .null")
+        }
+        let g = graph
+        var givenTypes = types
+        for (k, v) in sharedBuffer where givenTypes[k] == nil { givenTypes[k] = v.dtype }
+        var givenShapes = shapes
+        for (k, v) in sharedBuffer where givenShapes[k] == nil && g.nodes.contains(where: { $0.isVariable && $0.name == k }) {
+            givenShapes[k] = v.shape
+        }
+        let s = try g.inferShapes(givenShapes)
+        let t = try g.inferTypes(givenTypes)
+        func array(_ name: String, _ shape: Shape, _ dtype: DType) throws -> NDArray {
+            guard let v = sharedBuffer[name] else { return NDArray(zeros: shape, dtype: dtype) }
+            guard v.shape == shape else { throw RuntimeError.argumentShape(name: name, expected: shape, actual: v.shape) }
+            return v
+        }
+        var args: [String: NDArray] = [:]
+        for (i, name) in g.argumentNames.enumerated() { args[name] = try array(name, s.arguments[i], t.arguments[i]) }
+        var aux: [String: NDArray] = [:]
+        for (i, name) in g.auxiliaryNames.enumerated() { aux[name] = try array(name, s.auxiliaryStates[i], t.auxiliaryStates[i]) }
+        return try Executor(symbol: self, context: context, backend: backend, shapes: s, types: t, argDict: args, auxDict: aux)
+    }
+}

@@ -1,0 +1,3 @@
+extension FrameworkKernels {
+    static var neuralNetwork: [String: KernelFactory] { [:] }
+}

@@ -1,0 +1,81 @@
+import KilnCore
+import KilnGraph
+
+/// What a kernel is built for: one node, its attributes with defaults filled in, and the shapes and
+/// dtypes of its inputs and outputs, all known at bind time.
+public struct KernelSignature: Sendable {
+    public let node: NodeContext
+    public let inputShapes: [Shape]
+    public let inputTypes: [DType]
+    public let outputShapes: [Shape]
+    public let outputTypes: [DType]
+
+    public init(node: NodeContext, inputShapes: [Shape], inputTypes: [DType], outputShapes: [Shape], outputTypes: [DType]) {
+        self.node = node
+        self.inputShapes = inputShapes
+        self.inputTypes = inputTypes
+        self.outputShapes = outputShapes
+        self.outputTypes = outputTypes
+    }
+
+    /// The node's attributes (defaults filled in).
+    public var attributes: Attributes { node.attributes }
+
+    /// An error for a configuration this kernel does not handle.
+    public func unsupported(_ reason: String) -> RuntimeError {
+        .unsupported(node: node.name, op: node.op, reason: reason)
+    }
+
+    /// Throws unless every input and output is float32 (most kernels' only dtype so far).
+    public func requireFloat32() throws {
+        for (i, t) in inputTypes.enumerated() where t != .float32 {
+            throw unsupported("input '\(i < node.inputNames.count ? node.inputNames[i] : String(i))' has dtype \(t); this kernel takes float32")
+        }
+        for t in outputTypes where t != .float32 { throw unsupported("output dtype \(t); this kernel writes float32") }
+    }
+}
+
+/// A node's computation, created once at bind for fixed shapes.
+///
+/// `forward` receives the inputs and the outputs already allocated with their bound shapes and types;
+/// it writes into them, or replaces an output with a view of an input (a reshape need not copy).
+public protocol Kernel: AnyObject {
+    func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws
+}
+
+/// Builds the kernel for a signature; throws ``RuntimeError/unsupported(node:op:reason:)`` when it cannot.
+public typealias KernelFactory = @Sendable (KernelSignature) throws -> any Kernel
+
+/// A kernel from a closure, for stateless kernels.
+public final class ClosureKernel: Kernel {
+    let body: ([NDArray], inout [NDArray], Bool) throws -> Void
+    public init(_ body: @escaping ([NDArray], inout [NDArray], Bool) throws -> Void) { self.body = body }
+    public func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
+        try body(inputs, &outputs, isTrain)
+    }
+}
+
+/// Kernels by MXNet op name. Each op family contributes one dictionary from its own file.
+public struct KernelTable: Sendable {
+    public private(set) var factories: [String: KernelFactory]
+
+    public init(_ families: [[String: KernelFactory]]) {
+        var f: [String: KernelFactory] = [:]
+        for family in families { f.merge(family) { _, new in new } }
+        factories = f
+    }
+
+    /// The factory for an op; aliases resolve through the registry.
+    public func factory(for op: String) -> KernelFactory? {
+        if let f = factories[op] { return f }
+        if let canonical = OpRegistry.shared.lookup(op)?.name { return factories[canonical] }
+        return nil
+    }
+
+    /// The table with `other`'s entries added, replacing same-named ones.
+    public func overlaid(with other: KernelTable) -> KernelTable {
+        var t = self
+        t.factories.merge(other.factories) { _, new in new }
+        return t
+    }
+}
