@@ -256,9 +256,12 @@ extension OpRegistry {
                     throw ctx.mismatch(0, expected: "rank \(p.kernel.count + 2) for the \(p.kernel.count)-D kernel \(AttributeText.tuple(p.kernel))", actual: data)
                 }
                 let spatial = layout.spatialAxes.map { data[$0] }
-                let window: PoolingParameters.Window
-                do { window = try p.window(input: spatial) } catch let e as PoolingGeometryError { throw ctx.invalid(e.description) }
-                return [arrange(batch: data[0], channels: data[layout.channelAxis], spatial: window.output, layout: layout)]
+                switch p.window(input: spatial) {
+                case let .success(window):
+                    return [arrange(batch: data[0], channels: data[layout.channelAxis], spatial: window.output, layout: layout)]
+                case let .failure(reason):
+                    throw ctx.invalid(reason.description)
+                }
             })
     }
 }

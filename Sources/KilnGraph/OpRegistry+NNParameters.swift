@@ -290,24 +290,23 @@ public struct PoolingParameters: Sendable, Equatable {
     }
 
     /// The window for data of spatial size `input`: the kernel given, or the whole input with
-    /// `global_pool`; output sizes follow the convention. Throws a sentence fragment (as
-    /// `PoolingGeometryError`) when the kernel does not fit.
-    public func window(input: [Int]) throws(PoolingGeometryError) -> Window {
+    /// `global_pool`; output sizes follow the convention. Fails, with a reason, when the kernel does not fit.
+    public func window(input: [Int]) -> Result<Window, PoolingGeometryError> {
         if globalPool {
-            return Window(kernel: input, stride: input.map { _ in 1 }, pad: input.map { _ in 0 }, output: input.map { _ in 1 })
+            return .success(Window(kernel: input, stride: input.map { _ in 1 }, pad: input.map { _ in 0 }, output: input.map { _ in 1 }))
         }
-        guard kernel.count == input.count else { throw .rank(kernel: kernel.count, spatial: input.count) }
+        guard kernel.count == input.count else { return .failure(.rank(kernel: kernel.count, spatial: input.count)) }
         var out: [Int] = []
         for i in input.indices {
             let padded = input[i] + 2 * pad[i]
-            guard kernel[i] <= padded else { throw .kernelTooLarge(kernel: kernel, padded: input.indices.map { input[$0] + 2 * pad[$0] }) }
+            guard kernel[i] <= padded else { return .failure(.kernelTooLarge(kernel: kernel, padded: input.indices.map { input[$0] + 2 * pad[$0] })) }
             switch convention {
             case .valid: out.append(1 + (padded - kernel[i]) / stride[i])
             case .full: out.append(1 + (padded - kernel[i] + stride[i] - 1) / stride[i])
             case .same: out.append((padded + stride[i] - 1) / stride[i])
             }
         }
-        return Window(kernel: kernel, stride: stride, pad: pad, output: out)
+        return .success(Window(kernel: kernel, stride: stride, pad: pad, output: out))
     }
 }
 
