@@ -2,9 +2,9 @@ import KilnCore
 import KilnGraph
 
 // Framework kernels of the tensor family. Ops that keep C order are views; slicing, splitting and
-// concatenation copy contiguous runs; transpose, Concat (float32) and sum/mean (float32) run oneDNN
-// primitives built at bind. Configurations oneDNN cannot describe fall back to Swift copies, or to
-// the reference kernel for reductions of other dtypes.
+// concatenation copy contiguous runs; transpose, Concat (float32) and sum/mean (float32, trailing
+// axes) run oneDNN primitives built at bind. Configurations oneDNN cannot describe or does not
+// vectorize use Swift loops, and reductions of other dtypes the reference kernel.
 extension FrameworkKernels {
     static var tensor: [String: KernelFactory] {
         [
@@ -113,8 +113,8 @@ extension FrameworkKernels {
         }
     }
 
-    /// oneDNN's reduction for float32; a reduction over nothing is a copy, and other dtypes or empty
-    /// arrays use the reference kernel.
+    /// float32: oneDNN's reduction where it is vectorized (trailing axes), Swift rows otherwise; a
+    /// reduction over nothing is a view. Other dtypes and empty arrays use the reference kernel.
     static func reduction(mean: Bool) -> KernelFactory {
         { sig in
             let input = sig.inputShapes[0]
@@ -127,7 +127,10 @@ extension FrameworkKernels {
                 let shape = sig.outputShapes[0]
                 return ClosureKernel { inputs, outputs, _ in outputs[0] = try inputs[0].reshaped(shape) }
             }
-            return try DNNLReductionKernel(sig, parameters: p, mean: mean)
+            if ReductionGroups(input, p).reducesTrailingAxesOnly {
+                return try DNNLReductionKernel(sig, parameters: p, mean: mean)
+            }
+            return ReductionRowsKernel(sig, parameters: p, mean: mean)
         }
     }
 }
