@@ -25,6 +25,7 @@ public struct TransposeParameters: Sendable, Equatable {
     /// Output axis `i` is input axis `axes[i]`.
     public let axes: [Int]
 
+    /// Reads `axes` for `input`; throws unless it is empty or a permutation of the input's axes.
     public init(_ ctx: NodeContext, input: Shape) throws {
         let given = try ctx.attributes.ints("axes")
         if given.isEmpty {
@@ -63,6 +64,7 @@ public struct AxisSplit: Sendable, Equatable {
     /// Product of the dims after the axis.
     public let inner: Int
 
+    /// The split of `shape` around `axis`, which must be a valid (normalized) axis.
     public init(_ shape: Shape, axis: Int) {
         outer = shape.dims[..<axis].reduce(1, *)
         extent = shape.dims[axis]
@@ -72,9 +74,10 @@ public struct AxisSplit: Sendable, Equatable {
 
 /// Concat's axis (normalized) and its check that inputs agree on every other axis.
 public struct ConcatParameters: Sendable, Equatable {
+    /// The concatenated axis, in `0..<rank`.
     public let axis: Int
 
-    /// Reads `dim` for inputs of the given shapes and returns the output shape.
+    /// Reads `dim` for inputs of the given shapes; throws unless they agree on every other axis.
     public init(_ ctx: NodeContext, inputs: [Shape]) throws {
         let dim = try ctx.attributes.int("dim")
         guard let first = inputs.first else { throw ctx.invalid("needs at least one input") }
@@ -93,6 +96,7 @@ public struct ConcatParameters: Sendable, Equatable {
         }
     }
 
+    /// The inputs' shape with the axis extended to their total extent.
     public func outputShape(_ inputs: [Shape]) -> Shape {
         var dims = inputs[0].dims
         dims[axis] = inputs.reduce(0) { $0 + $1[axis] }
@@ -102,12 +106,17 @@ public struct ConcatParameters: Sendable, Equatable {
 
 /// SliceChannel's axis, number of parts and whether the split axis is dropped.
 public struct SplitParameters: Sendable, Equatable {
+    /// The split axis, in `0..<rank`.
     public let axis: Int
+    /// Number of parts (`num_outputs`).
     public let count: Int
+    /// Whether the parts drop the split axis (`squeeze_axis`).
     public let squeeze: Bool
     /// Extent of each part along the axis.
     public let partExtent: Int
 
+    /// Reads the attributes for `input`; throws unless the axis splits evenly (into parts of extent
+    /// 1 with `squeeze_axis`).
     public init(_ ctx: NodeContext, input: Shape) throws {
         let a = ctx.attributes
         count = try a.int("num_outputs")
@@ -137,10 +146,14 @@ public struct SplitParameters: Sendable, Equatable {
 
 /// slice_axis's axis and `[begin, end)` range, negative values counted from the end.
 public struct SliceAxisParameters: Sendable, Equatable {
+    /// The sliced axis, in `0..<rank`.
     public let axis: Int
+    /// First index taken, in `0..<extent`.
     public let begin: Int
+    /// One past the last index taken, in `begin + 1...extent`.
     public let end: Int
 
+    /// Reads the attributes for `input`; throws unless they give a non-empty range inside the axis.
     public init(_ ctx: NodeContext, input: Shape) throws {
         let a = ctx.attributes
         let givenAxis = try a.int("axis")
@@ -160,6 +173,7 @@ public struct SliceAxisParameters: Sendable, Equatable {
         self.end = end
     }
 
+    /// The input's shape with the axis cut to the range.
     public func outputShape(_ input: Shape) -> Shape {
         var dims = input.dims
         dims[axis] = end - begin
@@ -180,13 +194,17 @@ public enum PadMode: String, Sendable, CaseIterable {
 /// Pad's mode, per-axis widths and fill value. MXNet pads 4-D and 5-D inputs only, and never their
 /// first two axes (batch and channel).
 public struct PadParameters: Sendable, Equatable {
+    /// How the border is filled (`mode`).
     public let mode: PadMode
     /// Elements added before each axis.
     public let before: [Int]
     /// Elements added after each axis.
     public let after: [Int]
+    /// The fill of `constant` mode (`constant_value`).
     public let value: Double
 
+    /// Reads the attributes for `input`; throws unless it is 4-D or 5-D and the widths are valid
+    /// for the mode.
     public init(_ ctx: NodeContext, input: Shape) throws {
         let a = ctx.attributes
         let modeText = try a.choice("mode", PadMode.allCases.map(\.rawValue))
@@ -222,6 +240,7 @@ public struct PadParameters: Sendable, Equatable {
         }
     }
 
+    /// The input's shape with each axis grown by its widths.
     public func outputShape(_ input: Shape) -> Shape {
         Shape(input.dims.indices.map { input[$0] + before[$0] + after[$0] })
     }
@@ -247,8 +266,10 @@ public struct PadParameters: Sendable, Equatable {
 public struct ReductionParameters: Sendable, Equatable {
     /// For each input axis, whether it is reduced.
     public let reduced: [Bool]
+    /// Whether reduced axes stay in the output with extent 1 (`keepdims`).
     public let keepDims: Bool
 
+    /// Reads the attributes for `input`; throws on an axis out of range or listed twice.
     public init(_ ctx: NodeContext, input: Shape) throws {
         let a = ctx.attributes
         keepDims = try a.bool("keepdims")
