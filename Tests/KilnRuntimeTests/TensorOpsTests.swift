@@ -178,6 +178,33 @@ import Testing
         _ = try Self.runBoth(c.symbol(), inputs)
     }
 
+    /// Shapes at the edges: 0-d and 1-d arrays, zero-size inputs, a single part, the whole axis.
+    static let edgeCases: [Case] = [
+        Case(label: "transpose 0-d", symbol: { .transpose(.variable("x")) }, inputs: ["x": []]),
+        Case(label: "transpose 1-d", symbol: { .transpose(.variable("x")) }, inputs: ["x": [5]]),
+        Case(label: "transpose 7-d", symbol: { .transpose(.variable("x")) }, inputs: ["x": [2, 1, 3, 1, 2, 2, 3]]),
+        Case(label: "reshape 0-d", symbol: { .reshape(.variable("x"), shape: [1, 1]) }, inputs: ["x": []]),
+        Case(label: "flatten 1-d", symbol: { .flatten(.variable("x")) }, inputs: ["x": [4]]),
+        Case(label: "concat with an empty input", symbol: { .concat([.variable("a"), .variable("b")]) }, inputs: ["a": [2, 0, 3], "b": [2, 2, 3]]),
+        Case(label: "split into one", symbol: { .split(.variable("x"), numOutputs: 1) }, inputs: ["x": [2, 3]]),
+        Case(label: "split zero-size", symbol: { .split(.variable("x"), numOutputs: 2, axis: 0) }, inputs: ["x": [4, 0]]),
+        Case(label: "slice the whole axis", symbol: { .sliceAxis(.variable("x"), axis: 0, begin: 0, end: nil) }, inputs: ["x": [3, 2]]),
+        Case(label: "pad nothing", symbol: { .pad(.variable("x"), mode: .reflect, padWidth: [0, 0, 0, 0, 0, 0, 0, 0]) }, inputs: ["x": [1, 2, 3, 4]]),
+        Case(label: "pad zero-size", symbol: { .pad(.variable("x"), mode: .constant, padWidth: [0, 0, 0, 0, 1, 1, 1, 1]) }, inputs: ["x": [0, 2, 3, 4]]),
+        Case(label: "sum 0-d", symbol: { .sum(.variable("x")) }, inputs: ["x": []]),
+        Case(label: "mean over unit axes", symbol: { .mean(.variable("x"), axis: [0, 2]) }, inputs: ["x": [1, 3, 1]]),
+        Case(label: "sum of zero-size", symbol: { .sum(.variable("x"), axis: [1]) }, inputs: ["x": [3, 0]]),
+    ]
+
+    @Test(arguments: edgeCases)
+    func edgeShapes(_ c: Case) throws {
+        var inputs: [String: NDArray] = [:]
+        for (i, (name, shape)) in c.inputs.sorted(by: { $0.key < $1.key }).enumerated() {
+            inputs[name] = .randomNormal(shape: shape, seed: UInt64(i + 1))
+        }
+        _ = try Self.runBoth(c.symbol(), inputs)
+    }
+
     /// Reductions are compared within float tolerance: oneDNN sums in another order.
     @Test(arguments: [[], [0], [1], [3], [0, 2], [1, 2, 3], [-1, 0]] as [[Int]], [false, true])
     func reductionsMatchReference(axis: [Int], exclude: Bool) throws {

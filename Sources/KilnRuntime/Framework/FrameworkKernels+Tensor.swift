@@ -36,7 +36,7 @@ extension FrameworkKernels {
         // Permutations that keep an innermost run contiguous are plain copies of runs; others go to
         // oneDNN's reorder, which has vectorized kernels for them.
         let innerRun = RunCopy.coalesce(dims: out.dims, strides: gatherStrides).1.last == 1
-        if !innerRun, out.elementCount > 0, DNNL.canDescribe(type, rank: out.rank) {
+        if !innerRun, out.rank > 0, out.elementCount > 0, DNNL.canDescribe(type, rank: out.rank) {
             return try DNNLTransposeKernel(sig, axes: p.axes)
         }
         return ClosureKernel { inputs, outputs, _ in
