@@ -1,7 +1,7 @@
-import Foundation
 import KilnCore
 import KilnGraph
 import KilnRuntime
+import TestSupport
 import Testing
 
 /// Kernels of the tensor family: reference kernels against hand-worked examples, both backends
@@ -108,31 +108,25 @@ import Testing
     static let goldenOps: Set<String> = ["Flatten", "Reshape", "transpose", "expand_dims", "Concat", "SliceChannel",
                                          "slice_axis", "Pad", "sum", "mean"]
 
-    static let goldenIndex: [TensorGoldenFiles.Case] = ((try? TensorGoldenFiles.index()) ?? []).filter { goldenOps.contains($0.op) }
-    static let goldenCases: [String] = goldenIndex.map(\.name)
+    static let goldenCases: [String] = Golden.caseNames(ops: goldenOps)
 
-    @Test func everyGoldenOpHasCases() {
+    @Test func everyGoldenOpHasCases() throws {
         #expect(Self.goldenCases.count == 53)
-        #expect(Set(Self.goldenIndex.map(\.op)) == Self.goldenOps)
+        #expect(Set(try Self.goldenCases.map { try Golden.opCase($0).op }) == Self.goldenOps)
     }
 
+    /// Data movement must be exact; sum and mean within 1e-5 of the largest expected value.
     @Test(arguments: goldenCases)
     func goldenCase(_ name: String) throws {
-        let symbol = try TensorGoldenFiles.symbol(name)
-        let params = try TensorGoldenFiles.params(name)
-        var args: [String: NDArray] = [:]
-        for (k, v) in params where k.hasPrefix("arg:") { args[String(k.dropFirst(4))] = v }
-        let expected = (0...).prefix { params["out:\($0)"] != nil }.compactMap { params["out:\($0)"] }
-        #expect(!expected.isEmpty)
-        let isReduction = name.hasPrefix("sum_") || name.hasPrefix("mean_")
+        let c = try Golden.opCase(name)
+        #expect(!c.outputs.isEmpty)
+        let isReduction = c.op == "sum" || c.op == "mean"
         for backend in [OpByOpBackend.reference, .framework] {
-            let outs = try Self.run(symbol, args, backend)
-            try #require(outs.count == expected.count, "\(name) on \(backend.name)")
-            for (out, want) in zip(outs, expected) {
+            let outs = try Self.run(c.symbol, c.arguments, backend)
+            try #require(outs.count == c.outputs.count, "\(name) on \(backend.name)")
+            for (out, want) in zip(outs, c.outputs) {
                 if isReduction {
-                    #expect(out.shape == want.shape)
-                    let scale = max(want.maxAbs(), 1e-30)
-                    #expect(try out.maxAbsDifference(want) <= 1e-5 * scale, "\(name) on \(backend.name)")
+                    expectClose(out, want, relative: 1e-5, "\(name) on \(backend.name)")
                 } else {
                     #expect(Self.identical(out, want), "\(name) on \(backend.name): \(out) vs \(want)")
                 }
@@ -267,92 +261,5 @@ import Testing
             #expect(g.dtype == dtype)
             #expect(Self.identical(g, w.converted(to: dtype)))
         }
-    }
-}
-
-/// A stand-in for the lead's golden loader (symbol JSON and MXNet .params) until it lands on main.
-enum TensorGoldenFiles {
-    struct Case {
-        let name: String
-        let op: String
-    }
-
-    static var directory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/golden/ops")
-    }
-
-    struct Malformed: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    static func index() throws -> [Case] {
-        let data = try Data(contentsOf: directory.appendingPathComponent("index.json"))
-        guard let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { throw Malformed(description: "index.json is not a list") }
-        return list.compactMap { e in
-            guard let name = e["case"] as? String, let op = e["op"] as? String else { return nil }
-            return Case(name: name, op: op)
-        }
-    }
-
-    static func symbol(_ name: String) throws -> Symbol {
-        let data = try Data(contentsOf: directory.appendingPathComponent("\(name).json"))
-        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let nodes = root["nodes"] as? [[String: Any]], let heads = root["heads"] as? [[Int]] else {
-            throw Malformed(description: "\(name).json has no nodes or heads")
-        }
-        var graphNodes: [Graph.Node] = []
-        for n in nodes {
-            guard let op = n["op"] as? String, let nodeName = n["name"] as? String, let inputs = n["inputs"] as? [[Int]] else {
-                throw Malformed(description: "\(name).json has a malformed node")
-            }
-            let attrs = (n["attrs"] as? [String: String]) ?? [:]
-            graphNodes.append(Graph.Node(op: op, name: nodeName, attributes: Attributes(attrs),
-                                         inputs: inputs.map { Graph.Entry(node: $0[0], index: $0[1]) }))
-        }
-        return Graph(nodes: graphNodes, heads: heads.map { Graph.Entry(node: $0[0], index: $0[1]) }).symbol
-    }
-
-    /// MXNet's NDArray list format: header, arrays (magic, storage type, shape, context, type flag,
-    /// data), then names.
-    static func params(_ name: String) throws -> [String: NDArray] {
-        let bytes = [UInt8](try Data(contentsOf: directory.appendingPathComponent("\(name).params")))
-        var at = 0
-        func read<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            let n = MemoryLayout<T>.size
-            guard at + n <= bytes.count else { throw Malformed(description: "\(name).params ends early") }
-            var v: T = 0
-            for k in 0..<n { v |= T(bytes[at + k]) << (8 * k) }
-            at += n
-            return v
-        }
-        guard try read(UInt64.self) == 0x112 else { throw Malformed(description: "\(name).params has a wrong magic") }
-        _ = try read(UInt64.self)
-        let count = Int(try read(UInt64.self))
-        var arrays: [NDArray] = []
-        for _ in 0..<count {
-            guard try read(UInt32.self) == 0xF993_FAC9 else { throw Malformed(description: "\(name).params has an array of another version") }
-            _ = try read(Int32.self)
-            let rank = Int(try read(UInt32.self))
-            var dims: [Int] = []
-            for _ in 0..<rank { dims.append(Int(try read(Int64.self))) }
-            _ = try read(Int32.self)
-            _ = try read(Int32.self)
-            guard let dtype = DType(rawValue: try read(Int32.self)) else { throw Malformed(description: "\(name).params has an unknown dtype") }
-            let shape = Shape(dims)
-            let n = shape.elementCount * dtype.byteSize
-            guard at + n <= bytes.count else { throw Malformed(description: "\(name).params ends early") }
-            arrays.append(try NDArray(shape: shape, dtype: dtype, bytes: bytes[at..<(at + n)]))
-            at += n
-        }
-        let names = Int(try read(UInt64.self))
-        var out: [String: NDArray] = [:]
-        for i in 0..<names {
-            let length = Int(try read(UInt64.self))
-            guard at + length <= bytes.count, i < arrays.count else { throw Malformed(description: "\(name).params has a bad name") }
-            out[String(decoding: bytes[at..<(at + length)], as: UTF8.self)] = arrays[i]
-            at += length
-        }
-        return out
     }
 }
