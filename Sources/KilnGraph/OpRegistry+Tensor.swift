@@ -2,7 +2,7 @@ import KilnCore
 
 // The tensor family: ops that change shapes, select or join elements, and reduce along axes.
 // Attribute spellings and defaults are MXNet 1.9.1's (checked against its op documentation and
-// behaviour); the index arithmetic lives in TensorParameters.swift and ShapeCodes.swift.
+// behaviour); the index arithmetic lives in OpRegistry+TensorParameters.swift and ShapeCodes.swift.
 extension OpRegistry {
     static var tensorOps: [OpDefinition] {
         [flatten, reshape, transpose, expandDims, concat, sliceChannel, sliceAxis, pad,
