@@ -7,7 +7,7 @@ import KilnCore
 
 /// Reshape's output shape: from `shape` codes (see ``ShapeCodes``), or else from the deprecated
 /// `target_shape` and `keep_highest`.
-public func reshapeOutputShape(_ ctx: NodeContext, input: Shape) throws -> Shape {
+func reshapeOutputShape(_ ctx: NodeContext, input: Shape) throws -> Shape {
     let a = ctx.attributes
     let codes = try a.ints("shape")
     let target = try a.ints("target_shape")
@@ -43,7 +43,7 @@ public struct TransposeParameters: Sendable, Equatable {
 }
 
 /// expand_dims's output shape: `axis` may be negative, counted over the output's rank.
-public func expandDimsOutputShape(_ ctx: NodeContext, input: Shape) throws -> Shape {
+func expandDimsOutputShape(_ ctx: NodeContext, input: Shape) throws -> Shape {
     let axis = try ctx.attributes.int("axis")
     let position = axis < 0 ? axis + input.rank + 1 : axis
     guard (0...input.rank).contains(position) else {
@@ -212,7 +212,7 @@ public struct PadParameters: Sendable, Equatable {
         value = try a.float("constant_value")
         let widths = try a.ints("pad_width")
         guard input.rank == 4 || input.rank == 5 else {
-            throw ctx.mismatch(0, expected: "rank 4 or 5 (Pad supports 4-D and 5-D inputs only)", actual: input)
+            throw ctx.invalid("input '\(ctx.inputNames.first ?? "data")' has shape \(input) of rank \(input.rank), but Pad supports rank 4 or 5 only (NCHW or NCDHW)")
         }
         guard widths.count == 2 * input.rank else {
             throw ctx.invalid("pad_width \(AttributeText.tuple(widths)) has \(widths.count) entries, but input of shape \(input) needs \(2 * input.rank) (before and after for each axis)")
