@@ -315,6 +315,19 @@ import Testing
         #expect(attrs(.mean(x, axis: [0, 2], keepDims: true)) == ["axis": "(0, 2)", "keepdims": "True"])
     }
 
+    /// A graph of every op of the family survives the JSON writer and reader with its output names.
+    @Test func jsonRoundTrip() throws {
+        let x = Symbol.variable("x")
+        let parts = Symbol.split(.transpose(.reshape(x, shape: [0, -1, 4]), axes: [0, 2, 1]), numOutputs: 2, name: "parts")
+        let joined = Symbol.concat([.expandDims(parts[0], axis: 1), .expandDims(parts[1], axis: 1)], dim: 1, name: "joined")
+        let padded = Symbol.pad(.reshape(.sliceAxis(joined, axis: 2, begin: 0, end: -1), shape: [0, 0, -1, 1]),
+                                mode: .edge, padWidth: [0, 0, 0, 0, 1, 1, 0, 0])
+        let net = Symbol.group([.mean(.flatten(padded), axis: [1], keepDims: true), .sum(parts[1], exclude: true), parts[0]])
+        let back = try Symbol(json: try net.jsonString())
+        #expect(back.listOutputs() == net.listOutputs())
+        #expect(try back.inferShape(["x": [2, 3, 4]]).outputs == net.inferShape(["x": [2, 3, 4]]).outputs)
+    }
+
     @Test func typesFollowTheInput() throws {
         let s = Symbol.split(.variable("x"), numOutputs: 2)
         #expect(try s.inferType(["x": .int32]).outputs == [.int32, .int32])
