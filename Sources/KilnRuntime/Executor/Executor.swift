@@ -66,6 +66,9 @@ public final class Executor {
     public func forward(isTrain: Bool = false) throws {
         var inputs = argDict
         inputs.merge(auxDict) { a, _ in a }
+        // Dropping the previous outputs first lets kernels write the plan's buffers in place instead of
+        // copying them (they would otherwise still be shared with `outputs`).
+        outputs = []
         outputs = try plan.run(inputs, isTrain: isTrain)
     }
 
