@@ -52,6 +52,26 @@ public struct AttributeSpec: Sendable {
     }
 }
 
+/// Which inputs of an op receive a gradient in `backward`.
+///
+/// Labels (SoftmaxOutput's `label`), auxiliary states and integer inputs get none; everything else an op
+/// reads by value does. Kernels compute the gradients; this rule lets the executor skip work that no
+/// requested gradient needs and report ops that cannot be trained.
+public struct GradientRule: Sendable {
+    /// Indices of inputs that receive a gradient, for given attributes.
+    public let inputs: @Sendable (Attributes) -> [Int]
+
+    public init(inputs: @escaping @Sendable (Attributes) -> [Int]) { self.inputs = inputs }
+
+    /// Every input except the trailing auxiliary states gets a gradient.
+    public static func allInputs(auxiliaryCount: Int = 0, inputCount: @escaping @Sendable (Attributes) -> Int) -> GradientRule {
+        GradientRule { a in Array(0..<max(0, inputCount(a) - auxiliaryCount)) }
+    }
+
+    /// Only the listed inputs get a gradient.
+    public static func only(_ indices: [Int]) -> GradientRule { GradientRule { _ in indices } }
+}
+
 /// What shape and type rules see of a node: its name, op, attributes (defaults filled in) and input names.
 ///
 /// Its helpers build errors that name the node and the input, so rules stay short:
@@ -134,8 +154,9 @@ public struct OpDefinition: Sendable {
     public let weightInputs: @Sendable (Attributes) -> [Int]
     public let inferShape: ShapeRule
     public let inferType: TypeRule
-    /// Room for the gradient rule of the training issue; nil until then.
-    public let gradient: (any Sendable)?
+    /// How the op is differentiated; nil for ops without a gradient. The arithmetic lives in the
+    /// kernels' `backward`; the rule says which inputs receive a gradient.
+    public let gradient: GradientRule?
 
     public init(
         name: String,
@@ -149,7 +170,7 @@ public struct OpDefinition: Sendable {
         weightInputs: @escaping @Sendable (Attributes) -> [Int] = { _ in [] },
         inferShape: @escaping ShapeRule,
         inferType: @escaping TypeRule = OpDefinition.sameTypeEverywhere,
-        gradient: (any Sendable)? = nil
+        gradient: GradientRule? = nil
     ) {
         self.name = name
         self.aliases = aliases

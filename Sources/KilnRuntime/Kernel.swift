@@ -41,6 +41,26 @@ public struct KernelSignature: Sendable {
 /// it writes into them, or replaces an output with a view of an input (a reshape need not copy).
 public protocol Kernel: AnyObject {
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws
+
+    /// Gradients of the inputs from the gradients of the outputs, after a `forward(isTrain: true)` on
+    /// the same arrays (state that forward kept, such as a dropout mask or batch statistics, is still
+    /// there). `inputGradients` arrive as zeros shaped as the inputs; write entry `i` when `needed[i]`.
+    /// `outputGradients` has one array per visible output (zeros where no gradient flows).
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws
+
+    /// Auxiliary states the last training forward changed (BatchNorm's moving statistics), by input
+    /// index; the executor stores them back into `auxDict`.
+    func auxiliaryUpdates() -> [(input: Int, value: NDArray)]
+}
+
+extension Kernel {
+    public func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                         _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        throw RuntimeError.invalidArgument("\(type(of: self)) has no backward; this op cannot be trained with this backend")
+    }
+
+    public func auxiliaryUpdates() -> [(input: Int, value: NDArray)] { [] }
 }
 
 /// Builds the kernel for a signature; throws ``RuntimeError/unsupported(node:op:reason:)`` when it cannot.
@@ -52,6 +72,26 @@ public final class ClosureKernel: Kernel {
     public init(_ body: @escaping ([NDArray], inout [NDArray], Bool) throws -> Void) { self.body = body }
     public func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
         try body(inputs, &outputs, isTrain)
+    }
+}
+
+/// A stateless kernel with a backward, both from closures.
+public final class ClosureGradientKernel: Kernel {
+    public typealias Forward = ([NDArray], inout [NDArray], Bool) throws -> Void
+    public typealias Backward = (_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                                 _ inputGradients: inout [NDArray], _ needed: [Bool]) throws -> Void
+    let forwardBody: Forward
+    let backwardBody: Backward
+    public init(forward: @escaping Forward, backward: @escaping Backward) {
+        forwardBody = forward
+        backwardBody = backward
+    }
+    public func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
+        try forwardBody(inputs, &outputs, isTrain)
+    }
+    public func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                         _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        try backwardBody(inputs, outputs, outputGradients, &inputGradients, needed)
     }
 }
 
