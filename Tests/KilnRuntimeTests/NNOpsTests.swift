@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnGraph
 @testable import KilnRuntime
+import TestSupport
 import Testing
 
 /// The neural-network ops' kernels: reference loops against hand-worked examples, reference and
@@ -326,11 +327,10 @@ extension NNOpsTests {
         }
     }
 
-    /// A temporary reader of the golden op fixtures (symbol JSON of one op, MXNet `.params`), until the
-    /// project's JSON and `.params` readers land on main.
+    /// A temporary reader of the golden op fixtures: builds the one-op symbol from its JSON until the
+    /// project's symbol JSON reader lands on main; arrays come from the project's `.params` reader.
     enum GoldenOps {
-        static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/golden/ops")
+        static let directory = Fixtures.url("golden/ops")
 
         struct Case {
             var symbol: Symbol
@@ -349,49 +349,12 @@ extension NNOpsTests {
                 let inputs = (n["inputs"] as? [[Int]] ?? []).map { built[$0[0]] }
                 built.append(try Symbol.apply(op, inputs, attributes: attrs, name: nodeName))
             }
-            var arrays = try params(Data(contentsOf: directory.appendingPathComponent(name + ".params")))
             var inputs: [String: NDArray] = [:], outputs: [(Int, NDArray)] = []
-            for (key, value) in arrays {
+            for (key, value) in try NDArray.loadParams(from: directory.appendingPathComponent(name + ".params").path) {
                 if key.hasPrefix("out:"), let i = Int(key.dropFirst(4)) { outputs.append((i, value)) }
                 else if let colon = key.firstIndex(of: ":") { inputs[String(key[key.index(after: colon)...])] = value }
             }
-            arrays = [:]
             return Case(symbol: built[built.count - 1], inputs: inputs, outputs: outputs.sorted { $0.0 < $1.0 }.map(\.1))
-        }
-
-        /// MXNet's NDArray list format: header 0x112, arrays (v2 magic 0xF993FAC9, dense only), names.
-        static func params(_ data: Data) throws -> [String: NDArray] {
-            var offset = 0
-            func read<T: FixedWidthInteger>(_: T.Type) throws -> T {
-                let size = MemoryLayout<T>.size
-                guard offset + size <= data.count else { throw RuntimeError.invalidArgument("truncated .params") }
-                var v: T = 0
-                _ = withUnsafeMutableBytes(of: &v) { data.copyBytes(to: $0, from: (data.startIndex + offset)..<(data.startIndex + offset + size)) }
-                offset += size
-                return T(littleEndian: v)
-            }
-            guard try read(UInt64.self) == 0x112 else { throw RuntimeError.invalidArgument("not an MXNet .params file") }
-            _ = try read(UInt64.self)
-            var arrays: [NDArray] = []
-            for _ in 0..<(try read(UInt64.self)) {
-                guard try read(UInt32.self) == 0xF993_FAC9, try read(Int32.self) == 0 else { throw RuntimeError.invalidArgument("unsupported array record") }
-                let ndim = Int(try read(UInt32.self))
-                var dims: [Int] = []
-                for _ in 0..<ndim { dims.append(Int(try read(Int64.self))) }
-                _ = try read(Int32.self); _ = try read(Int32.self)
-                guard let dtype = DType(rawValue: try read(Int32.self)) else { throw RuntimeError.invalidArgument("unknown dtype") }
-                let shape = Shape(dims), count = shape.elementCount * dtype.byteSize
-                arrays.append(try NDArray(shape: shape, dtype: dtype, bytes: data[(data.startIndex + offset)..<(data.startIndex + offset + count)]))
-                offset += count
-            }
-            var result: [String: NDArray] = [:]
-            for i in 0..<Int(try read(UInt64.self)) {
-                let length = Int(try read(UInt64.self))
-                let key = String(decoding: data[(data.startIndex + offset)..<(data.startIndex + offset + length)], as: UTF8.self)
-                offset += length
-                result[key] = arrays[i]
-            }
-            return result
         }
     }
 }
