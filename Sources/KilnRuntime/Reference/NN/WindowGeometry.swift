@@ -33,9 +33,6 @@ struct WindowGeometry: Equatable {
     /// Lifts per-axis values of a 1-D op to two axes: `[fill] + v`.
     static func lift(_ v: [Int], fill: Int) -> [Int] { v.count == 1 ? [fill] + v : v }
 
-    /// Drops the artificial leading axis of a 1-D op.
-    func real(_ v: [Int]) -> [Int] { spatialRank == 1 ? [v[1]] : v }
-
     /// The geometry of a Convolution node. Refuses what the kernels do not run.
     static func convolution(_ sig: KernelSignature) throws -> WindowGeometry {
         let p = try ConvolutionParameters(sig.attributes)
