@@ -304,6 +304,12 @@ public struct PoolingParameters: Sendable, Equatable {
         public var output: [Int]
     }
 
+    /// Whether the node has MXNet's hidden `workspace` output: MXNet 1.9's CPU build adds one to max
+    /// pooling that its oneDNN path supports (a kernel of 1 to 3 dimensions given, channel-first).
+    public var hasWorkspace: Bool {
+        poolType == .max && (1...3).contains(kernel.count) && (layout?.isChannelFirst ?? true)
+    }
+
     /// The layout used for data of rank `rank`.
     public func effectiveLayout(rank: Int) -> TensorLayout? {
         layout ?? TensorLayout.channelFirst(spatialRank: rank - 2)

@@ -89,7 +89,10 @@ struct PoolingPlan: Equatable {
 
     static func make(_ sig: KernelSignature) throws -> PoolingPlan {
         let p = try PoolingParameters(sig.attributes)
-        try sig.requireFloat32()
+        // Output 1, when present, is MXNet's int32 workspace, which the forward pass does not write.
+        guard sig.inputTypes[0] == .float32, sig.outputTypes[0] == .float32 else {
+            throw sig.unsupported("data of dtype \(sig.inputTypes[0]); this kernel takes float32")
+        }
         let data = sig.inputShapes[0]
         guard let layout = p.effectiveLayout(rank: data.rank), layout.isChannelFirst else {
             throw sig.unsupported("layout \(p.layout?.rawValue ?? "?"); Kiln's kernels run channel-first layouts (NCW, NCHW) only")
