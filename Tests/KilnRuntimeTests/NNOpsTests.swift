@@ -1,4 +1,3 @@
-import Foundation
 import KilnCore
 import KilnGraph
 @testable import KilnRuntime
@@ -183,12 +182,7 @@ import Testing
 
     // MARK: Golden files from MXNet 1.9.1
 
-    static let goldenCases: [String] = {
-        guard let data = try? Data(contentsOf: GoldenOps.directory.appendingPathComponent("index.json")),
-              let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [] }
-        let ops: Set<String> = ["Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Pooling"]
-        return list.compactMap { ($0["op"] as? String).flatMap { ops.contains($0) } == true ? $0["case"] as? String : nil }
-    }()
+    static let goldenCases = Golden.caseNames(ops: ["Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Pooling"])
 
     @Test func goldenCasesCoverEveryNNOp() {
         let counts = Dictionary(grouping: Self.goldenCases, by: { $0.split(separator: "_")[0] }).mapValues(\.count)
@@ -197,8 +191,8 @@ import Testing
 
     @Test(arguments: goldenCases, backends)
     func matchesMXNet(_ name: String, _ backend: BackendChoice) throws {
-        let golden = try GoldenOps.load(name)
-        let outputs = try run(golden.symbol, golden.inputs, backend)
+        let golden = try Golden.opCase(name)
+        let outputs = try run(golden.symbol, golden.arguments.merging(golden.auxiliaryStates) { a, _ in a }, backend)
         #expect(outputs.count == golden.outputs.count)
         for (got, want) in zip(outputs, golden.outputs) {
             #expect(got.shape == want.shape)
@@ -324,37 +318,6 @@ extension NNOpsTests {
         for (a, b) in zip(got, expected) where abs(a - b) > tolerance {
             Issue.record("got \(got), expected \(expected)", sourceLocation: sourceLocation)
             return
-        }
-    }
-
-    /// A temporary reader of the golden op fixtures: builds the one-op symbol from its JSON until the
-    /// project's symbol JSON reader lands on main; arrays come from the project's `.params` reader.
-    enum GoldenOps {
-        static let directory = Fixtures.url("golden/ops")
-
-        struct Case {
-            var symbol: Symbol
-            var inputs: [String: NDArray]
-            var outputs: [NDArray]
-        }
-
-        static func load(_ name: String) throws -> Case {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent(name + ".json"))) as? [String: Any]
-            guard let nodes = json?["nodes"] as? [[String: Any]] else { throw RuntimeError.invalidArgument("\(name).json has no nodes") }
-            var built: [Symbol] = []
-            for n in nodes {
-                let op = n["op"] as? String ?? "null", nodeName = n["name"] as? String ?? ""
-                let attrs = (n["attrs"] as? [String: String] ?? [:]).filter { !$0.key.hasPrefix("__") }
-                if op == "null" { built.append(.variable(nodeName)); continue }
-                let inputs = (n["inputs"] as? [[Int]] ?? []).map { built[$0[0]] }
-                built.append(try Symbol.apply(op, inputs, attributes: attrs, name: nodeName))
-            }
-            var inputs: [String: NDArray] = [:], outputs: [(Int, NDArray)] = []
-            for (key, value) in try NDArray.loadParams(from: directory.appendingPathComponent(name + ".params").path) {
-                if key.hasPrefix("out:"), let i = Int(key.dropFirst(4)) { outputs.append((i, value)) }
-                else if let colon = key.firstIndex(of: ":") { inputs[String(key[key.index(after: colon)...])] = value }
-            }
-            return Case(symbol: built[built.count - 1], inputs: inputs, outputs: outputs.sorted { $0.0 < $1.0 }.map(\.1))
         }
     }
 }
