@@ -15,6 +15,10 @@ import KilnCore
 //   that path runs op by op.
 // - Pooling: `.complex`, as TVM classifies pooling: each output reads a window of inputs, so
 //   elementwise work can follow it into one kernel, but another windowed op cannot be chained.
+//
+// Max pooling has a second, hidden output, `workspace` (int32, the output's shape), exactly when
+// MXNet 1.9's CPU build gives it one, so that symbol JSON (its `node_row_ptr`) round-trips. It is
+// reserved for the backward pass; forward kernels leave it as allocated.
 
 extension OpRegistry {
     static var neuralNetworkOps: [OpDefinition] {
@@ -235,6 +239,8 @@ extension OpRegistry {
                 AttributeSpec("layout", .choice(["None", "NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"]), default: "None"),
             ],
             fusion: .complex,
+            outputs: { a in try PoolingParameters(a).hasWorkspace ? ["output", "workspace"] : ["output"] },
+            visibleOutputCount: { _ in 1 },
             inferShape: { shapes, ctx in
                 let p = try PoolingParameters(ctx.attributes)
                 try checkInputCount(shapes, ctx, ["data"])
@@ -258,10 +264,15 @@ extension OpRegistry {
                 let spatial = layout.spatialAxes.map { data[$0] }
                 switch p.window(input: spatial) {
                 case let .success(window):
-                    return [arrange(batch: data[0], channels: data[layout.channelAxis], spatial: window.output, layout: layout)]
+                    let out = arrange(batch: data[0], channels: data[layout.channelAxis], spatial: window.output, layout: layout)
+                    return p.hasWorkspace ? [out, out] : [out]
                 case let .failure(reason):
                     throw ctx.invalid(reason.description)
                 }
+            },
+            inferType: { types, ctx in
+                guard let t = types.first ?? nil else { throw GraphError.unknownShape(node: ctx.name, input: "data") }
+                return ctx.outputCount == 2 ? [t, .int32] : [t]
             })
     }
 }

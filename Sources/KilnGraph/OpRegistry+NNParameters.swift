@@ -62,6 +62,7 @@ func readWindowTuple(_ a: Attributes, _ key: String, count: Int, fill: Int, mini
 
 /// Parameters of `Convolution`.
 public struct ConvolutionParameters: Sendable, Equatable {
+    /// The kernel size, one entry per spatial axis (1 to 3 of them).
     public var kernel: [Int]
     /// One per kernel dimension (defaults to 1).
     public var stride: [Int]
@@ -69,7 +70,9 @@ public struct ConvolutionParameters: Sendable, Equatable {
     public var dilate: [Int]
     /// Symmetric zero padding, one per kernel dimension (defaults to 0).
     public var pad: [Int]
+    /// Output channels.
     public var numFilter: Int
+    /// Channel groups: each output channel reads `channels / numGroup` input channels.
     public var numGroup: Int
     public var noBias: Bool
     /// The layout given, or the channel-first default for the kernel's rank.
@@ -101,16 +104,24 @@ public struct ConvolutionParameters: Sendable, Equatable {
 
 /// Parameters of `Deconvolution` (transposed convolution).
 public struct DeconvolutionParameters: Sendable, Equatable {
+    /// The kernel of the convolution this op transposes, one entry per spatial axis.
     public var kernel: [Int]
+    /// One per kernel dimension (defaults to 1).
     public var stride: [Int]
+    /// One per kernel dimension (defaults to 1, no dilation).
     public var dilate: [Int]
+    /// The convolution's padding, removed from both ends of the output (defaults to 0).
     public var pad: [Int]
+    /// Rows added at the output's end, each below the stride (defaults to 0).
     public var adj: [Int]
     /// Empty, or one entry per kernel dimension; entries of 0 are not set.
     public var targetShape: [Int]
+    /// Output channels.
     public var numFilter: Int
     public var numGroup: Int
+    /// True unless set: MXNet's Deconvolution has no bias by default.
     public var noBias: Bool
+    /// The layout given, or the channel-first default for the kernel's rank.
     public var layout: TensorLayout
 
     /// Reads and checks the attributes of a Deconvolution node (defaults already filled in).
@@ -138,6 +149,7 @@ public struct DeconvolutionParameters: Sendable, Equatable {
         layout = l
     }
 
+    /// The extent a dilated kernel spans along spatial axis `i`.
     public func dilatedKernel(_ i: Int) -> Int { 1 + (kernel[i] - 1) * dilate[i] }
 
     /// Whether `target_shape` decides the padding (some entry is set).
@@ -174,6 +186,7 @@ public struct FullyConnectedParameters: Sendable, Equatable {
     /// Whether all axes but the first are collapsed into one; otherwise only the last axis is transformed.
     public var flatten: Bool
 
+    /// Reads and checks the attributes of a FullyConnected node (defaults already filled in).
     public init(_ a: Attributes) throws {
         numHidden = try a.int("num_hidden")
         guard numHidden >= 1 else { throw attributeError(a, "num_hidden", "a positive integer") }
@@ -203,6 +216,7 @@ public struct BatchNormParameters: Sendable, Equatable {
     /// The channel axis as given (may be negative).
     public var axis: Int
 
+    /// Reads and checks the attributes of a BatchNorm node (defaults already filled in).
     public init(_ a: Attributes) throws {
         eps = try a.float("eps")
         guard eps >= 0 else { throw attributeError(a, "eps", "a non-negative number") }
@@ -222,6 +236,7 @@ public struct BatchNormParameters: Sendable, Equatable {
 
 /// Parameters of `Pooling`.
 public struct PoolingParameters: Sendable, Equatable {
+    /// How a window is reduced: maximum, average, sum, or the p-norm (`lp`).
     public enum PoolType: String, Sendable, CaseIterable { case max, avg, sum, lp }
     /// How the output size is rounded: `valid` floors, `full` (Caffe's) ceils, `same` keeps
     /// `ceil(input / stride)`.
@@ -229,7 +244,9 @@ public struct PoolingParameters: Sendable, Equatable {
 
     /// The kernel as given; empty is allowed with `global_pool`.
     public var kernel: [Int]
+    /// One per kernel dimension (defaults to 1); ignored by global pooling.
     public var stride: [Int]
+    /// Symmetric padding, one per kernel dimension (defaults to 0); ignored by global pooling.
     public var pad: [Int]
     public var poolType: PoolType
     public var convention: Convention
@@ -240,6 +257,7 @@ public struct PoolingParameters: Sendable, Equatable {
     /// The layout given, or nil for the channel-first default of the data's rank.
     public var layout: TensorLayout?
 
+    /// Reads and checks the attributes of a Pooling node (defaults already filled in).
     public init(_ a: Attributes) throws {
         kernel = try a.ints("kernel")
         globalPool = try a.bool("global_pool")
@@ -277,11 +295,19 @@ public struct PoolingParameters: Sendable, Equatable {
 
     /// The window a pooling node applies to data of a given shape.
     public struct Window: Sendable, Equatable {
+        /// The window size per spatial axis (the whole input for global pooling).
         public var kernel: [Int]
         public var stride: [Int]
         /// Padding before each spatial axis (MXNet's `pad`).
         public var pad: [Int]
+        /// Output size per spatial axis.
         public var output: [Int]
+    }
+
+    /// Whether the node has MXNet's hidden `workspace` output: MXNet 1.9's CPU build adds one to max
+    /// pooling that its oneDNN path supports (a kernel of 1 to 3 dimensions given, channel-first).
+    public var hasWorkspace: Bool {
+        poolType == .max && (1...3).contains(kernel.count) && (layout?.isChannelFirst ?? true)
     }
 
     /// The layout used for data of rank `rank`.
@@ -312,7 +338,9 @@ public struct PoolingParameters: Sendable, Equatable {
 
 /// Why a pooling window does not fit its data.
 public enum PoolingGeometryError: Error, Sendable, CustomStringConvertible {
+    /// The kernel has another number of dimensions than the data has spatial axes.
     case rank(kernel: Int, spatial: Int)
+    /// The kernel exceeds the padded input along some axis.
     case kernelTooLarge(kernel: [Int], padded: [Int])
 
     public var description: String {

@@ -248,6 +248,21 @@ import Testing
         #expect(try p.inferShape(["data": c.data]).outputs == [c.output])
     }
 
+    @Test func maxPoolingHasMXNetsHiddenWorkspaceOutput() throws {
+        let max = Symbol.pooling(data, kernel: [2, 2], stride: [2, 2], name: "p")
+        #expect(max.outputs.count == 1)
+        #expect(max.listOutputs() == ["p_output"])
+        #expect(try max.graph.outputCount(of: 1) == 2)
+        let s = try max.inferShape(["data": [1, 2, 4, 4]])
+        #expect(s.nodeOutputs[1] == [[1, 2, 2, 2], [1, 2, 2, 2]])
+        #expect(try max.inferType().nodeOutputs[1] == [.float32, .int32])
+        // Average and sum pooling, and a global max pool without a kernel, have none (as in MXNet's files).
+        let avg = Symbol.pooling(data, kernel: [2, 2], poolType: .avg, name: "a")
+        let global = Symbol.pooling(data, globalPool: true, name: "g")
+        #expect(try avg.graph.outputCount(of: 1) == 1)
+        #expect(try global.graph.outputCount(of: 1) == 1)
+    }
+
     @Test func poolingKernelLargerThanPaddedInputIsAnError() throws {
         let p = Symbol.pooling(data, kernel: [5, 5], name: "pool1")
         let error = #expect(throws: GraphError.self) { try p.inferShape(["data": [1, 1, 4, 6]]) }

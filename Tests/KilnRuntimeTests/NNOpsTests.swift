@@ -1,7 +1,7 @@
-import Foundation
 import KilnCore
 import KilnGraph
 @testable import KilnRuntime
+import TestSupport
 import Testing
 
 /// The neural-network ops' kernels: reference loops against hand-worked examples, reference and
@@ -182,12 +182,7 @@ import Testing
 
     // MARK: Golden files from MXNet 1.9.1
 
-    static let goldenCases: [String] = {
-        guard let data = try? Data(contentsOf: GoldenOps.directory.appendingPathComponent("index.json")),
-              let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [] }
-        let ops: Set<String> = ["Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Pooling"]
-        return list.compactMap { ($0["op"] as? String).flatMap { ops.contains($0) } == true ? $0["case"] as? String : nil }
-    }()
+    static let goldenCases = Golden.caseNames(ops: ["Convolution", "Deconvolution", "FullyConnected", "BatchNorm", "Pooling"])
 
     @Test func goldenCasesCoverEveryNNOp() {
         let counts = Dictionary(grouping: Self.goldenCases, by: { $0.split(separator: "_")[0] }).mapValues(\.count)
@@ -196,8 +191,8 @@ import Testing
 
     @Test(arguments: goldenCases, backends)
     func matchesMXNet(_ name: String, _ backend: BackendChoice) throws {
-        let golden = try GoldenOps.load(name)
-        let outputs = try run(golden.symbol, golden.inputs, backend)
+        let golden = try Golden.opCase(name)
+        let outputs = try run(golden.symbol, golden.arguments.merging(golden.auxiliaryStates) { a, _ in a }, backend)
         #expect(outputs.count == golden.outputs.count)
         for (got, want) in zip(outputs, golden.outputs) {
             #expect(got.shape == want.shape)
@@ -323,75 +318,6 @@ extension NNOpsTests {
         for (a, b) in zip(got, expected) where abs(a - b) > tolerance {
             Issue.record("got \(got), expected \(expected)", sourceLocation: sourceLocation)
             return
-        }
-    }
-
-    /// A temporary reader of the golden op fixtures (symbol JSON of one op, MXNet `.params`), until the
-    /// project's JSON and `.params` readers land on main.
-    enum GoldenOps {
-        static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/golden/ops")
-
-        struct Case {
-            var symbol: Symbol
-            var inputs: [String: NDArray]
-            var outputs: [NDArray]
-        }
-
-        static func load(_ name: String) throws -> Case {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent(name + ".json"))) as? [String: Any]
-            guard let nodes = json?["nodes"] as? [[String: Any]] else { throw RuntimeError.invalidArgument("\(name).json has no nodes") }
-            var built: [Symbol] = []
-            for n in nodes {
-                let op = n["op"] as? String ?? "null", nodeName = n["name"] as? String ?? ""
-                let attrs = (n["attrs"] as? [String: String] ?? [:]).filter { !$0.key.hasPrefix("__") }
-                if op == "null" { built.append(.variable(nodeName)); continue }
-                let inputs = (n["inputs"] as? [[Int]] ?? []).map { built[$0[0]] }
-                built.append(try Symbol.apply(op, inputs, attributes: attrs, name: nodeName))
-            }
-            var arrays = try params(Data(contentsOf: directory.appendingPathComponent(name + ".params")))
-            var inputs: [String: NDArray] = [:], outputs: [(Int, NDArray)] = []
-            for (key, value) in arrays {
-                if key.hasPrefix("out:"), let i = Int(key.dropFirst(4)) { outputs.append((i, value)) }
-                else if let colon = key.firstIndex(of: ":") { inputs[String(key[key.index(after: colon)...])] = value }
-            }
-            arrays = [:]
-            return Case(symbol: built[built.count - 1], inputs: inputs, outputs: outputs.sorted { $0.0 < $1.0 }.map(\.1))
-        }
-
-        /// MXNet's NDArray list format: header 0x112, arrays (v2 magic 0xF993FAC9, dense only), names.
-        static func params(_ data: Data) throws -> [String: NDArray] {
-            var offset = 0
-            func read<T: FixedWidthInteger>(_: T.Type) throws -> T {
-                let size = MemoryLayout<T>.size
-                guard offset + size <= data.count else { throw RuntimeError.invalidArgument("truncated .params") }
-                var v: T = 0
-                _ = withUnsafeMutableBytes(of: &v) { data.copyBytes(to: $0, from: (data.startIndex + offset)..<(data.startIndex + offset + size)) }
-                offset += size
-                return T(littleEndian: v)
-            }
-            guard try read(UInt64.self) == 0x112 else { throw RuntimeError.invalidArgument("not an MXNet .params file") }
-            _ = try read(UInt64.self)
-            var arrays: [NDArray] = []
-            for _ in 0..<(try read(UInt64.self)) {
-                guard try read(UInt32.self) == 0xF993_FAC9, try read(Int32.self) == 0 else { throw RuntimeError.invalidArgument("unsupported array record") }
-                let ndim = Int(try read(UInt32.self))
-                var dims: [Int] = []
-                for _ in 0..<ndim { dims.append(Int(try read(Int64.self))) }
-                _ = try read(Int32.self); _ = try read(Int32.self)
-                guard let dtype = DType(rawValue: try read(Int32.self)) else { throw RuntimeError.invalidArgument("unknown dtype") }
-                let shape = Shape(dims), count = shape.elementCount * dtype.byteSize
-                arrays.append(try NDArray(shape: shape, dtype: dtype, bytes: data[(data.startIndex + offset)..<(data.startIndex + offset + count)]))
-                offset += count
-            }
-            var result: [String: NDArray] = [:]
-            for i in 0..<Int(try read(UInt64.self)) {
-                let length = Int(try read(UInt64.self))
-                let key = String(decoding: data[(data.startIndex + offset)..<(data.startIndex + offset + length)], as: UTF8.self)
-                offset += length
-                result[key] = arrays[i]
-            }
-            return result
         }
     }
 }

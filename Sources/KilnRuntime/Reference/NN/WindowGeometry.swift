@@ -33,9 +33,6 @@ struct WindowGeometry: Equatable {
     /// Lifts per-axis values of a 1-D op to two axes: `[fill] + v`.
     static func lift(_ v: [Int], fill: Int) -> [Int] { v.count == 1 ? [fill] + v : v }
 
-    /// Drops the artificial leading axis of a 1-D op.
-    func real(_ v: [Int]) -> [Int] { spatialRank == 1 ? [v[1]] : v }
-
     /// The geometry of a Convolution node. Refuses what the kernels do not run.
     static func convolution(_ sig: KernelSignature) throws -> WindowGeometry {
         let p = try ConvolutionParameters(sig.attributes)
@@ -92,7 +89,10 @@ struct PoolingPlan: Equatable {
 
     static func make(_ sig: KernelSignature) throws -> PoolingPlan {
         let p = try PoolingParameters(sig.attributes)
-        try sig.requireFloat32()
+        // Output 1, when present, is MXNet's int32 workspace, which the forward pass does not write.
+        guard sig.inputTypes[0] == .float32, sig.outputTypes[0] == .float32 else {
+            throw sig.unsupported("data of dtype \(sig.inputTypes[0]); this kernel takes float32")
+        }
         let data = sig.inputShapes[0]
         guard let layout = p.effectiveLayout(rank: data.rank), layout.isChannelFirst else {
             throw sig.unsupported("layout \(p.layout?.rawValue ?? "?"); Kiln's kernels run channel-first layouts (NCW, NCHW) only")
