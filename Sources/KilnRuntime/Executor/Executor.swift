@@ -38,6 +38,10 @@ public final class Executor {
     public var auxDict: [String: NDArray]
     /// The outputs of the last `forward`, one per output of the symbol.
     public private(set) var outputs: [NDArray]
+    /// Gradients by argument name, written by `backward` for arguments bound with a request other than `.null`.
+    public private(set) var gradDict: [String: NDArray] = [:]
+    /// The gradient request of each argument.
+    public let gradReqs: [String: GradReq]
     /// The shapes everything was bound with.
     public let shapes: InferredShapes
     public let types: InferredTypes
@@ -45,7 +49,7 @@ public final class Executor {
     let plan: any CompiledGraph
 
     init(symbol: Symbol, context: Context, backend: any Backend, shapes: InferredShapes, types: InferredTypes,
-         argDict: [String: NDArray], auxDict: [String: NDArray]) throws {
+         argDict: [String: NDArray], auxDict: [String: NDArray], gradReqs: [String: GradReq] = [:]) throws {
         guard context == .cpu else {
             throw RuntimeError.invalidArgument("Context \(context) is not available yet; bind with context: .cpu")
         }
@@ -57,6 +61,10 @@ public final class Executor {
         self.types = types
         self.argDict = argDict
         self.auxDict = auxDict
+        self.gradReqs = gradReqs
+        for (name, req) in gradReqs where req != .null {
+            if let a = argDict[name] { gradDict[name] = NDArray(zeros: a.shape, dtype: a.dtype) }
+        }
         plan = try backend.compile(graph, shapes: shapes, types: types, constants: [:])
         outputs = zip(shapes.outputs, types.outputs).map { NDArray(zeros: $0, dtype: $1) }
     }
@@ -70,6 +78,35 @@ public final class Executor {
         // copying them (they would otherwise still be shared with `outputs`).
         outputs = []
         outputs = try plan.run(inputs, isTrain: isTrain)
+        if isTrain, let p = plan as? OpByOpPlan {
+            for (name, value) in p.auxiliaryUpdates() where auxDict[name] != nil { auxDict[name] = value }
+        }
+    }
+
+    /// Computes the gradients of the arguments bound with a gradient request, after `forward(isTrain: true)`.
+    ///
+    /// - Parameter headGradients: the gradient of each output; ones when empty (loss outputs such as
+    ///   SoftmaxOutput ignore theirs).
+    public func backward(_ headGradients: [NDArray] = []) throws {
+        guard let p = plan as? OpByOpPlan else {
+            throw RuntimeError.invalidArgument("The \(backend.name) backend runs inference only; bind with the framework backend to train")
+        }
+        let heads = headGradients.isEmpty ? outputs.map { NDArray(shape: $0.shape, dtype: $0.dtype, values: [Double](repeating: 1, count: $0.elementCount)) } : headGradients
+        guard heads.count == outputs.count else {
+            throw RuntimeError.invalidArgument("backward got \(heads.count) head gradients for \(outputs.count) outputs")
+        }
+        for (h, o) in zip(heads, outputs) where h.shape != o.shape {
+            throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: h.shape)
+        }
+        var wanted: [Int: String] = [:]
+        for (i, n) in graph.nodes.enumerated() where n.isVariable {
+            if let r = gradReqs[n.name], r != .null { wanted[i] = n.name }
+        }
+        let grads = try p.backward(headGradients: heads, wanted: Set(wanted.keys))
+        for (i, g) in grads {
+            guard let name = wanted[i] else { continue }
+            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.zipMap(g, +) } else { gradDict[name] = g }
+        }
     }
 
     /// Runs `forward` after setting some arguments (MXNet's `forward(is_train, **kwargs)`).
@@ -98,7 +135,7 @@ public final class Executor {
             }
             aux[name] = old
         }
-        return try Executor(symbol: symbol, context: context, backend: backend, shapes: s, types: types, argDict: args, auxDict: aux)
+        return try Executor(symbol: symbol, context: context, backend: backend, shapes: s, types: types, argDict: args, auxDict: aux, gradReqs: gradReqs)
     }
 }
 
@@ -110,14 +147,18 @@ extension Symbol {
     /// inferred shapes; every other argument starts as zeros.
     ///
     /// - Parameters:
+    ///   - gradReq: the gradient request of every argument, unless `gradReqs` names it.
+    ///   - gradReqs: per-argument requests (MXNet's dict form of `grad_req`).
     ///   - backend: what runs the graph; the framework's oneDNN kernels by default.
     public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
-                           gradReq: GradReq = .null, sharedBuffer: [String: NDArray] = [:],
+                           gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:], sharedBuffer: [String: NDArray] = [:],
                            backend: any Backend = OpByOpBackend.framework) throws -> Executor {
-        guard gradReq == .null else {
-            throw RuntimeError.invalidArgument("gradReq \(gradReq.rawValue) needs gradients, which arrive with the training issue; bind with gradReq: .null")
-        }
         let g = graph
+        for name in gradReqs.keys where !g.argumentNames.contains(name) {
+            throw RuntimeError.missingArgument(name: name, known: g.argumentNames)
+        }
+        var reqs: [String: GradReq] = [:]
+        for name in g.argumentNames { reqs[name] = gradReqs[name] ?? gradReq }
         var givenTypes = types
         for (k, v) in sharedBuffer where givenTypes[k] == nil { givenTypes[k] = v.dtype }
         var givenShapes = shapes
@@ -135,6 +176,6 @@ extension Symbol {
         for (i, name) in g.argumentNames.enumerated() { args[name] = try array(name, s.arguments[i], t.arguments[i]) }
         var aux: [String: NDArray] = [:]
         for (i, name) in g.auxiliaryNames.enumerated() { aux[name] = try array(name, s.auxiliaryStates[i], t.auxiliaryStates[i]) }
-        return try Executor(symbol: self, context: context, backend: backend, shapes: s, types: t, argDict: args, auxDict: aux)
+        return try Executor(symbol: self, context: context, backend: backend, shapes: s, types: t, argDict: args, auxDict: aux, gradReqs: reqs)
     }
 }

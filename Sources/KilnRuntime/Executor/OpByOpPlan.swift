@@ -64,3 +64,62 @@ public final class OpByOpPlan: CompiledGraph {
         return graph.heads.map { values[$0.node][$0.index] }
     }
 }
+
+extension OpByOpPlan {
+    /// Gradients of the given variables (by node index), by reverse-mode accumulation over the graph
+    /// after a training forward:
+    ///
+    /// ```
+    /// forward:  x ─> conv ─> relu ─> out        backward walks the ops in reverse; an entry read by
+    /// backward: dx <─ conv' <─ relu' <─ dout     several ops sums their input gradients
+    /// ```
+    ///
+    /// Only ops on a path from a wanted variable to a head are differentiated.
+    func backward(headGradients: [NDArray], wanted: Set<Int>) throws -> [Int: NDArray] {
+        var needs = [Bool](repeating: false, count: graph.nodes.count)
+        for (i, n) in graph.nodes.enumerated() {
+            needs[i] = n.isVariable ? wanted.contains(i) : n.inputs.contains { needs[$0.node] }
+        }
+        var grads: [Graph.Entry: NDArray] = [:]
+        func accumulate(_ e: Graph.Entry, _ g: NDArray) throws {
+            if let old = grads[e] { grads[e] = try old.zipMap(g, +) } else { grads[e] = g }
+        }
+        for (h, g) in zip(graph.heads, headGradients) where needs[h.node] { try accumulate(h, g) }
+        for i in graph.nodes.indices.reversed() where needs[i] {
+            guard let kernel = kernels[i] else { continue }
+            let n = graph.nodes[i]
+            let (def, ctx) = try graph.context(of: i)
+            guard let rule = def.gradient else {
+                throw RuntimeError.unsupported(node: n.name, op: n.op, reason: "the op has no gradient, but a gradient is requested through it")
+            }
+            let differentiable = Set(rule.inputs(ctx.attributes))
+            let outGrads = values[i].indices.map { k in
+                grads[Graph.Entry(node: i, index: k)] ?? NDArray(zeros: values[i][k].shape, dtype: values[i][k].dtype)
+            }
+            let ins = n.inputs.map { values[$0.node][$0.index] }
+            let needed = n.inputs.enumerated().map { k, e in needs[e.node] && differentiable.contains(k) }
+            guard needed.contains(true) else { continue }
+            var inGrads = ins.map { NDArray(zeros: $0.shape, dtype: $0.dtype) }
+            try kernel.backward(ins, values[i], outGrads, &inGrads, needed: needed)
+            for (k, e) in n.inputs.enumerated() where needed[k] { try accumulate(e, inGrads[k]) }
+        }
+        var result: [Int: NDArray] = [:]
+        for i in wanted {
+            let v = values[i][0]
+            result[i] = grads[Graph.Entry(node: i, index: 0)] ?? NDArray(zeros: v.shape, dtype: v.dtype)
+        }
+        return result
+    }
+
+    /// Auxiliary states changed by the last training forward, by variable name.
+    func auxiliaryUpdates() -> [String: NDArray] {
+        var updates: [String: NDArray] = [:]
+        for (i, n) in graph.nodes.enumerated() {
+            guard let kernel = kernels[i] else { continue }
+            for (input, value) in kernel.auxiliaryUpdates() where input < n.inputs.count {
+                updates[graph.nodes[n.inputs[input].node].name] = value
+            }
+        }
+        return updates
+    }
+}
