@@ -191,7 +191,8 @@ extension OpRegistry {
             })
     }
 
-    /// `SoftmaxOutput`: softmax in the forward pass; the label only matters for the gradient. Its shape
+    /// `SoftmaxOutput`: softmax in the forward pass (over axis 1 with `multi_output`, else over the last
+    /// axis, as MXNet 1.9.1's default CPU path does); the label only matters for the gradient. Its shape
     /// follows MXNet: the data's shape without the last axis, or with `multi_output` (which wins over
     /// `preserve_shape`) (N, rest) where rest is the product of axes 2...; (N, d2, d3, ...) and
     /// (N, 1, d2, ...) are accepted too, as is a label of the data's own shape (probabilities).

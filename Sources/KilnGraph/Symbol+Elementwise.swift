@@ -179,8 +179,8 @@ extension Symbol {
         return make("Dropout", [data], attributes: a, name: name)
     }
 
-    /// `SoftmaxOutput`: softmax in the forward pass (over axis 1 with `multiOutput`, over the last axis
-    /// with `preserveShape`, else over the flattened trailing axes); the label and the other parameters
+    /// `SoftmaxOutput`: softmax in the forward pass, over axis 1 with `multiOutput`, else over the last
+    /// axis (MXNet 1.9.1's oneDNN path, which its CPU builds run); the label and the other parameters
     /// shape the gradient. The label is created as `NAME_label` when nil.
     public static func softmaxOutput(_ data: Symbol, label: Symbol? = nil, gradScale: Double = 1, ignoreLabel: Double = -1,
                                      multiOutput: Bool = false, useIgnore: Bool = false, preserveShape: Bool = false,

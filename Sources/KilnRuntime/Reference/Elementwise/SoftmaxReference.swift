@@ -47,21 +47,20 @@ struct SoftmaxLines: Sendable {
         }
     }
 
-    /// The lines `SoftmaxOutput` normalizes: axis 1 of (N, C, rest) with `multi_output`; the last axis
-    /// with `preserve_shape`; otherwise all trailing axes of each of the N rows together.
+    /// The lines `SoftmaxOutput` normalizes: axis 1 of (N, C, rest) with `multi_output`, otherwise the
+    /// last axis. Without `multi_output` MXNet 1.9.1's generic CPU code would flatten all trailing axes of
+    /// each row, but its default oneDNN path (the one the golden files and ordinary installs run, and
+    /// the one its label shape (data without the last axis) matches) normalizes the last axis alone;
+    /// Kiln follows that. `preserve_shape` therefore changes nothing here.
     static func softmaxOutput(_ sig: KernelSignature) throws -> SoftmaxLines {
         let shape = sig.inputShapes[0]
         let count = shape.elementCount
-        guard shape.rank >= 1, shape[0] > 0, count > 0 else { return SoftmaxLines(outer: 0, n: 0, inner: 0) }
-        if try sig.attributes.bool("multi_output") {
-            let rank2 = shape.rank >= 2 ? shape[1] : 1
-            return SoftmaxLines(outer: shape[0], n: rank2, inner: count / shape[0] / max(rank2, 1))
+        guard shape.rank >= 1, count > 0 else { return SoftmaxLines(outer: 0, n: 0, inner: 0) }
+        if try sig.attributes.bool("multi_output"), shape.rank >= 2 {
+            return SoftmaxLines(outer: shape[0], n: shape[1], inner: count / shape[0] / shape[1])
         }
-        if try sig.attributes.bool("preserve_shape") {
-            let last = shape.dims.last ?? 1
-            return SoftmaxLines(outer: count / last, n: last, inner: 1)
-        }
-        return SoftmaxLines(outer: shape[0], n: count / shape[0], inner: 1)
+        let last = shape.dims.last ?? 1
+        return SoftmaxLines(outer: count / last, n: last, inner: 1)
     }
 
     /// The lines of a `softmax` or `log_softmax` node; refuses `use_length`.
