@@ -16,6 +16,7 @@ import KilnGraph
 final class BinaryKernel: Kernel {
     let primitive: DNNLPrimitive
     let first: DNNLMemory, second: DNNLMemory, destination: DNNLMemory
+    let arguments: [(Int32, DNNLMemory)]
     let swapped: Bool
     let stream: DNNLStream
     let node: String
@@ -58,6 +59,7 @@ final class BinaryKernel: Kernel {
         first = try ElementwiseDNNL.memory(fullDesc, node: node)
         second = try ElementwiseDNNL.memory(otherDesc, node: node)
         destination = try ElementwiseDNNL.memory(dstDesc, node: node)
+        arguments = [(DNNLArg.src, first), (DNNLArg.src1, second), (DNNLArg.dst, destination)]
         stream = try DNNLStream(node: node)
         self.swapped = swapped
         self.node = node
@@ -67,7 +69,7 @@ final class BinaryKernel: Kernel {
         try first.setPointer(inputs[swapped ? 1 : 0].sourcePointer, node: node)
         try second.setPointer(inputs[swapped ? 0 : 1].sourcePointer, node: node)
         try destination.setPointer(outputs[0].destinationPointer, node: node)
-        try primitive.execute([(DNNLArg.src, first), (DNNLArg.src1, second), (DNNLArg.dst, destination)], stream: stream)
+        try primitive.execute(arguments, stream: stream)
     }
 }
 

@@ -80,6 +80,8 @@ extension Pointwise {
 final class EltwiseKernel: Kernel {
     let primitives: [DNNLPrimitive]
     let source: DNNLMemory, destination: DNNLMemory
+    /// Arguments of the first step and of the in-place steps after it.
+    let firstArguments: [(Int32, DNNLMemory)], inPlaceArguments: [(Int32, DNNLMemory)]
     let stream: DNNLStream
     let node: String
 
@@ -88,6 +90,8 @@ final class EltwiseKernel: Kernel {
         primitives = try steps.map { try ElementwiseDNNL.eltwise($0, desc: desc, node: node) }
         source = try ElementwiseDNNL.memory(desc, node: node)
         destination = try ElementwiseDNNL.memory(desc, node: node)
+        firstArguments = [(DNNLArg.src, source), (DNNLArg.dst, destination)]
+        inPlaceArguments = [(DNNLArg.src, destination), (DNNLArg.dst, destination)]
         stream = try DNNLStream(node: node)
         self.node = node
     }
@@ -96,7 +100,7 @@ final class EltwiseKernel: Kernel {
         try source.setPointer(inputs[0].sourcePointer, node: node)
         try destination.setPointer(outputs[0].destinationPointer, node: node)
         for (k, p) in primitives.enumerated() {
-            try p.execute([(DNNLArg.src, k == 0 ? source : destination), (DNNLArg.dst, destination)], stream: stream)
+            try p.execute(k == 0 ? firstArguments : inPlaceArguments, stream: stream)
         }
     }
 }
@@ -127,6 +131,7 @@ final class Float32PointwiseKernel: Kernel {
 final class PReLUKernel: Kernel {
     let primitive: DNNLPrimitive
     let source: DNNLMemory, weights: DNNLMemory, destination: DNNLMemory
+    let arguments: [(Int32, DNNLMemory)]
     let stream: DNNLStream
     let node: String
 
@@ -142,6 +147,7 @@ final class PReLUKernel: Kernel {
         source = try ElementwiseDNNL.memory(dataDesc, node: node)
         weights = try ElementwiseDNNL.memory(weightsDesc, node: node)
         destination = try ElementwiseDNNL.memory(dataDesc, node: node)
+        arguments = [(DNNLArg.src, source), (DNNLArg.weights, weights), (DNNLArg.dst, destination)]
         stream = try DNNLStream(node: node)
         self.node = node
     }
@@ -150,6 +156,6 @@ final class PReLUKernel: Kernel {
         try source.setPointer(inputs[0].sourcePointer, node: node)
         try weights.setPointer(inputs[1].sourcePointer, node: node)
         try destination.setPointer(outputs[0].destinationPointer, node: node)
-        try primitive.execute([(DNNLArg.src, source), (DNNLArg.weights, weights), (DNNLArg.dst, destination)], stream: stream)
+        try primitive.execute(arguments, stream: stream)
     }
 }

@@ -11,6 +11,7 @@ final class SoftmaxKernel: Kernel {
     let scale: DNNLPrimitive?
     let softmax: DNNLPrimitive
     let source: DNNLMemory, destination: DNNLMemory
+    let outOfPlace: [(Int32, DNNLMemory)], inPlace: [(Int32, DNNLMemory)]
     let stream: DNNLStream
     let node: String
 
@@ -34,6 +35,8 @@ final class SoftmaxKernel: Kernel {
         }
         source = try ElementwiseDNNL.memory(desc, node: node)
         destination = try ElementwiseDNNL.memory(desc, node: node)
+        outOfPlace = [(DNNLArg.src, source), (DNNLArg.dst, destination)]
+        inPlace = [(DNNLArg.src, destination), (DNNLArg.dst, destination)]
         stream = try DNNLStream(node: node)
         self.node = node
     }
@@ -42,10 +45,10 @@ final class SoftmaxKernel: Kernel {
         try source.setPointer(inputs[0].sourcePointer, node: node)
         try destination.setPointer(outputs[0].destinationPointer, node: node)
         if let scale {
-            try scale.execute([(DNNLArg.src, source), (DNNLArg.dst, destination)], stream: stream)
-            try softmax.execute([(DNNLArg.src, destination), (DNNLArg.dst, destination)], stream: stream)
+            try scale.execute(outOfPlace, stream: stream)
+            try softmax.execute(inPlace, stream: stream)
         } else {
-            try softmax.execute([(DNNLArg.src, source), (DNNLArg.dst, destination)], stream: stream)
+            try softmax.execute(outOfPlace, stream: stream)
         }
     }
 }
