@@ -12,6 +12,13 @@ public enum KilnCoreError: Error, CustomStringConvertible, Equatable {
     case malformedFile(path: String, field: String, reason: String)
     /// A dtype flag or name that Kiln does not know.
     case unsupportedDType(path: String, field: String, value: String)
+    /// A file ends before `field` is complete: `needed` bytes were wanted at byte `offset`, `available` remained.
+    case truncated(path: String, field: String, offset: Int, needed: Int, available: Int)
+    /// A well-formed file (or an array to be written) uses a feature Kiln does not handle, such as
+    /// sparse storage, Fortran order or a dtype the target format cannot spell.
+    case unsupportedFeature(path: String, field: String, reason: String)
+    /// A file could not be written.
+    case fileUnwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -27,6 +34,12 @@ public enum KilnCoreError: Error, CustomStringConvertible, Equatable {
             return "The file '\(path)' is malformed at \(field): \(reason)."
         case let .unsupportedDType(path, field, value):
             return "The file '\(path)' has an unsupported dtype \(value) in \(field); supported are \(DType.acceptedNames)."
+        case let .truncated(path, field, offset, needed, available):
+            return "The file '\(path)' ends too early in \(field): \(needed) bytes are needed at byte offset \(offset), but only \(available) remain."
+        case let .unsupportedFeature(path, field, reason):
+            return "The file '\(path)' needs something Kiln does not support in \(field): \(reason)."
+        case let .fileUnwritable(path, reason):
+            return "Cannot write '\(path)': \(reason)."
         }
     }
 }

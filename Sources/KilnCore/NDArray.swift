@@ -20,6 +20,13 @@ public struct NDArray: @unchecked Sendable, CustomStringConvertible {
         storage = Storage(byteCount: shape.elementCount * dtype.byteSize)
     }
 
+    /// An array over a buffer its caller has sized for `shape` and `dtype` (for loaders that fill it).
+    init(shape: Shape, dtype: DType, storage: Storage) {
+        self.shape = shape
+        self.dtype = dtype
+        self.storage = storage
+    }
+
     /// A float32 array from values in C order.
     ///
     /// - Precondition: `values.count == shape.elementCount`. This initializer is for values written in

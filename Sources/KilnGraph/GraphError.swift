@@ -28,6 +28,8 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
     case duplicateName(String)
     /// A caller error in the graph API, described in a sentence.
     case invalidArgument(String)
+    /// An error found while reading a file, with the file's name.
+    indirect case inFile(String, GraphError)
 
     public var description: String {
         switch self {
@@ -57,6 +59,8 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
             return "The name '\(name)' is used by two different nodes."
         case let .invalidArgument(reason):
             return reason.hasSuffix(".") ? reason : reason + "."
+        case let .inFile(source, error):
+            return "In '\(source)': \(error.description)"
         }
     }
 }

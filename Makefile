@@ -1,0 +1,54 @@
+# Kiln's entry points. `make demo` and `make test` do all set-up on a fresh Debian 12 machine.
+SWIFT_FLAGS := --explicit-target-dependency-import-check error
+# oneDNN's OpenMP threads spin by default; with another process on a core they collapse (NOTES.md).
+export OMP_WAIT_POLICY ?= passive
+MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
+FUZZ_SECONDS ?= 180
+
+.PHONY: deps build release test demo bench fuzz golden clean
+
+# Installs oneDNN (libdnnl-dev) with apt when its header is missing.
+deps:
+	@if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then \
+	  echo "installing libdnnl-dev (oneDNN) with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libdnnl-dev; \
+	fi
+
+build: deps
+	swift build $(SWIFT_FLAGS)
+
+release: deps
+	swift build -c release $(SWIFT_FLAGS)
+
+test: deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	swift test --skip-build $(SWIFT_FLAGS)
+
+# Runs MXNet's cifar_resnet20_v1 checkpoint (exported by real MXNet 1.9.1) on its input and checks
+# the output against MXNet's own.
+demo: release
+	.build/release/kiln inspect $(MODEL)/cifar_resnet20_v1-symbol.json --shape data=2,3,32,32 | head -20
+	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
+	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy \
+	  --output /tmp/kiln-resnet20-output.npy --expect $(MODEL)/output.npy
+
+# Framework (oneDNN op by op) against the reference kernels on the same model and input.
+bench: release
+	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
+	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 20 --backend framework
+	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
+	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 3 --backend reference
+
+# Runs each loader's fuzz target for FUZZ_SECONDS with its committed seed corpus.
+fuzz: deps
+	bash tools/fuzz.sh FuzzNPY $(FUZZ_SECONDS)
+	bash tools/fuzz.sh FuzzParams $(FUZZ_SECONDS)
+	bash tools/fuzz.sh FuzzSymbol $(FUZZ_SECONDS)
+
+# Regenerates the golden fixtures with real MXNet 1.9.1 in a venv.
+golden:
+	bash tools/golden/make_golden.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,5 @@
+// The umbrella module: `import Kiln` gives the whole framework. It is also the one place that wires
+// backends together (the engines of later issues register here).
+@_exported import KilnCore
+@_exported import KilnGraph
+@_exported import KilnRuntime
