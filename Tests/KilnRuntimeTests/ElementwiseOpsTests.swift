@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnGraph
 import KilnRuntime
+import TestSupport
 import Testing
 
 // Tests of the elementwise family's kernels: MXNet's golden outputs on both backends, hand-worked
@@ -50,7 +51,7 @@ func close(_ actual: [Float], _ expected: [Double], tolerance: Double = 1e-5) ->
 
 @Suite("ElementwiseOps golden")
 struct ElementwiseOpsGoldenTests {
-    static let cases = ElementwiseGoldenFixtures.caseNames(ops: elementwiseFamilyOps)
+    static let cases = Golden.caseNames(ops: elementwiseFamilyOps)
 
     @Test func allFamilyCasesAreFound() {
         #expect(Self.cases.count == 99)
@@ -58,20 +59,15 @@ struct ElementwiseOpsGoldenTests {
 
     @Test("MXNet's output", arguments: cases, ElementwiseBackend.allCases)
     func matchesMXNet(_ name: String, _ backend: ElementwiseBackend) throws {
-        let c = try ElementwiseGoldenFixtures.opCase(name)
-        let exec = try c.symbol.simpleBind(shapes: c.arguments.mapValues(\.shape), sharedBuffer: c.arguments, backend: backend.backend)
+        let c = try Golden.opCase(name)
+        let exec = try c.symbol.simpleBind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
+                                           sharedBuffer: c.arguments, backend: backend.backend)
         try exec.forward()
         #expect(exec.outputs.count == c.outputs.count)
         for (actual, expected) in zip(exec.outputs, c.outputs) {
-            #expect(actual.shape == expected.shape)
             #expect(actual.dtype == expected.dtype)
-            let diff = try actual.maxAbsDifference(expected)
-            if c.op == "Cast" {
-                #expect(diff == 0, "\(name): Cast must be exact, max abs diff \(diff)")
-            } else {
-                let bound = 1e-4 * max(1, expected.maxAbs())
-                #expect(diff <= bound, "\(name) on \(backend): max abs diff \(diff) > \(bound)")
-            }
+            // Cast must be exact; everything else within 1e-4 of max(1, max |expected|).
+            expectClose(actual, expected, relative: c.op == "Cast" ? 0 : 1e-4, "\(name) [\(backend)]")
         }
     }
 }
@@ -405,87 +401,5 @@ struct ElementwiseOpsFrameworkTests {
             let y = try runElementwise(.relu(.variable("x")) + 1.0, ["x": NDArray(zeros: [0, 3])], on: b)[0]
             #expect(y.shape == [0, 3])
         }
-    }
-}
-
-// MARK: - Temporary golden loader
-
-/// Reads the golden fixtures until the shared harness (`TestSupport.Golden`) lands on main: builds the
-/// one-op symbol from `index.json` and reads MXNet's `.params` format (magic 0x112, then for each
-/// array a V2 header 0xF993FAC9, storage type, shape, context and type flag, then the names).
-enum ElementwiseGoldenFixtures {
-    struct Case {
-        let symbol: Symbol
-        let op: String
-        let arguments: [String: NDArray]
-        let outputs: [NDArray]
-    }
-
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../Fixtures/golden/ops").standardized
-
-    static var index: [[String: Any]] {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent("index.json")),
-              let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [] }
-        return list
-    }
-
-    static func caseNames(ops: Set<String>) -> [String] {
-        index.filter { ops.contains($0["op"] as? String ?? "") }.compactMap { $0["case"] as? String }
-    }
-
-    struct LoadError: Error, CustomStringConvertible { let description: String }
-
-    static func opCase(_ name: String) throws -> Case {
-        guard let entry = index.first(where: { $0["case"] as? String == name }), let op = entry["op"] as? String,
-              let attrs = entry["attrs"] as? [String: String], let argNames = entry["arguments"] as? [String] else {
-            throw LoadError(description: "no index entry for \(name)")
-        }
-        let symbol = try Symbol.apply(op, argNames.map { Symbol.variable($0) }, attributes: attrs, name: "op")
-        var args: [String: NDArray] = [:], outs: [Int: NDArray] = [:]
-        for (key, array) in try readParams(directory.appendingPathComponent("\(name).params")) {
-            if key.hasPrefix("arg:") { args[String(key.dropFirst(4))] = array }
-            if key.hasPrefix("out:"), let i = Int(key.dropFirst(4)) { outs[i] = array }
-        }
-        return Case(symbol: symbol, op: op, arguments: args, outputs: outs.keys.sorted().compactMap { outs[$0] })
-    }
-
-    static func readParams(_ url: URL) throws -> [(String, NDArray)] {
-        let bytes = [UInt8](try Data(contentsOf: url))
-        var at = 0
-        func read<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            let size = MemoryLayout<T>.size
-            guard at + size <= bytes.count else { throw LoadError(description: "\(url.lastPathComponent) ends early at \(at)") }
-            var v: T = 0
-            for k in 0..<size { v |= T(truncatingIfNeeded: bytes[at + k]) << (8 * k) }
-            at += size
-            return v
-        }
-        guard try read(UInt64.self) == 0x112 else { throw LoadError(description: "bad magic") }
-        _ = try read(UInt64.self)
-        let count = Int(try read(UInt64.self))
-        var arrays: [NDArray] = []
-        for _ in 0..<count {
-            guard try read(UInt32.self) == 0xF993_FAC9 else { throw LoadError(description: "not a V2 array") }
-            _ = try read(Int32.self)
-            let ndim = Int(try read(UInt32.self))
-            var dims: [Int] = []
-            for _ in 0..<ndim { dims.append(Int(try read(Int64.self))) }
-            _ = try read(Int32.self)
-            _ = try read(Int32.self)
-            guard let dtype = DType(rawValue: try read(Int32.self)) else { throw LoadError(description: "unknown dtype") }
-            let shape = Shape(dims)
-            let n = shape.elementCount * dtype.byteSize
-            arrays.append(try NDArray(shape: shape, dtype: dtype, bytes: bytes[at..<(at + n)]))
-            at += n
-        }
-        let names = Int(try read(UInt64.self))
-        var out: [(String, NDArray)] = []
-        for k in 0..<names {
-            let length = Int(try read(UInt64.self))
-            out.append((String(decoding: bytes[at..<(at + length)], as: UTF8.self), arrays[k]))
-            at += length
-        }
-        return out
     }
 }
