@@ -97,8 +97,13 @@ final class EltwiseKernel: Kernel {
     }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        try source.setPointer(inputs[0].sourcePointer, node: node)
-        try destination.setPointer(outputs[0].destinationPointer, node: node)
+        try run(source: inputs[0].sourcePointer, destination: outputs[0].destinationPointer)
+    }
+
+    /// Runs the chain on raw buffers of the bound shape; they may be the same buffer (in place).
+    func run(source from: UnsafeMutableRawPointer, destination to: UnsafeMutableRawPointer) throws {
+        try source.setPointer(from, node: node)
+        try destination.setPointer(to, node: node)
         for (k, p) in primitives.enumerated() {
             try p.execute(k == 0 ? firstArguments : inPlaceArguments, stream: stream)
         }
