@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import KilnGraph
 import Testing
@@ -306,5 +307,34 @@ struct ElementwiseOpsOperatorTests {
         #expect(node(.softmaxOutput(a, multiOutput: true, normalization: .valid)).attributes == ["multi_output": "True", "normalization": "valid"])
         #expect(node(.clip(a, min: -0.5, max: 0.5)).attributes == ["a_min": "-0.5", "a_max": "0.5"])
         #expect(node(.activation(a, kind: .softReLU)).attributes == ["act_type": "softrelu"])
+    }
+
+    @Test func jsonMatchesMXNetsForAnOperatorExpression() throws {
+        // MXNet 1.9.1 writes SoftmaxOutput((a + b) * 2.0 - 1.0 / a, name='out') as these nodes (op, name
+        // without its counter, attributes, inputs); the counters depend on what was built before.
+        let expected: [(String, String, [String: String], [[Int]])] = [
+            ("null", "a", [:], []), ("null", "b", [:], []),
+            ("elemwise_add", "_plus", [:], [[0, 0, 0], [1, 0, 0]]),
+            ("_mul_scalar", "_mulscalar", ["scalar": "2.0"], [[2, 0, 0]]),
+            ("_rdiv_scalar", "_rdivscalar", ["scalar": "1.0"], [[0, 0, 0]]),
+            ("elemwise_sub", "_minus", [:], [[3, 0, 0], [4, 0, 0]]),
+            ("null", "out_label", [:], []),
+            ("SoftmaxOutput", "out", [:], [[5, 0, 0], [6, 0, 0]]),
+        ]
+        let net = Symbol.softmaxOutput((a + b) * 2.0 - 1.0 / a, name: "out")
+        let text = try net.jsonString()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let nodes = try #require(object["nodes"] as? [[String: Any]])
+        #expect(nodes.count == expected.count)
+        for (n, e) in zip(nodes, expected) {
+            #expect(n["op"] as? String == e.0)
+            let name = n["name"] as? String ?? ""
+            #expect(name == e.1 || isAutoName(name, e.1), "\(name) for \(e.1)")
+            #expect((n["attrs"] as? [String: String] ?? [:]) == e.2)
+            #expect((n["inputs"] as? [[Int]] ?? []) == e.3)
+        }
+        let reloaded = try Symbol(json: text)
+        #expect(reloaded.listArguments() == ["a", "b", "out_label"])
+        #expect(try reloaded.inferShape(["a": [2, 5], "b": [2, 5]]).byName["out_label"] == [2])
     }
 }
