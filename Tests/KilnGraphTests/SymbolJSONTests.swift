@@ -45,7 +45,7 @@ private func signature(_ s: Symbol) -> [String] {
         let s = try Symbol.load(jsonFile: Fixtures.url("golden/models/cifar_resnet20_v1/cifar_resnet20_v1-symbol.json").path)
         let args = s.listArguments(), aux = s.listAuxiliaryStates()
         #expect(args.first == "data")
-        #expect(args.count + aux.count == 107)
+        #expect(args.count + aux.count == 108, "107 parameter arrays and the data")
         #expect(aux.count == 42)
         #expect(aux.allSatisfy { $0.hasSuffix("running_mean") || $0.hasSuffix("running_var") })
         let shapes = try s.inferShape(["data": [2, 3, 32, 32]])
