@@ -23,7 +23,17 @@ func check(_ data: Data) -> String {
     let same = again.shape == array.shape && again.dtype == array.dtype
         && again.withUnsafeBytes { a in array.withUnsafeBytes { b in a.elementsEqual(b) } }
     precondition(same, "re-encoding changed the array")
+    exercise(array)
     return "loaded \(array)"
+}
+
+/// Uses a loaded array the way later code will, so that a shape which loads but breaks arithmetic on
+/// shapes (strides, element counts, conversions) is found here rather than in a kernel.
+func exercise(_ array: NDArray) {
+    _ = array.shape.strides
+    _ = array.description
+    _ = array.converted(to: .float32).floats()
+    _ = try? array.reshaped([array.elementCount])
 }
 
 #if KILN_FUZZ

@@ -32,9 +32,19 @@ func check(_ data: Data) -> String {
         default: preconditionFailure("re-encoding changed whether an entry is 'none'")
         }
     }
+    for entry in file.entries { if let array = entry.array { exercise(array) } }
     // The convenience readers must not crash either.
     _ = try? file.dictionary()
     return "loaded \(file.entries.count) arrays, named: \(file.hasNames)"
+}
+
+/// Uses a loaded array the way later code will, so that a shape which loads but breaks arithmetic on
+/// shapes (strides, element counts, conversions) is found here rather than in a kernel.
+func exercise(_ array: NDArray) {
+    _ = array.shape.strides
+    _ = array.description
+    _ = array.converted(to: .float32).floats()
+    _ = try? array.reshaped([array.elementCount])
 }
 
 #if KILN_FUZZ
