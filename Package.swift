@@ -27,6 +27,10 @@ let package = Package(
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
+        // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
+        // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
+        .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
+        .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

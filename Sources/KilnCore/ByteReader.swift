@@ -62,17 +62,22 @@ struct ByteWriter {
 
 extension Shape {
     /// The bytes that `dims` of `dtype` would need, or nil when a dimension is negative or the
-    /// count overflows. Loaders call this before building a ``Shape``, whose `elementCount` traps
-    /// on overflow.
+    /// product of the dimensions and the item size overflows `Int`, zero-length dimensions counted as 1.
+    ///
+    /// Loaders call this before building a ``Shape``. Counting zeros as 1 means that any partial
+    /// product of an accepted shape fits in `Int`, in any order: a shape such as (0, 2^62, 2^62) holds
+    /// no elements, but its strides, computed from the right, would overflow and trap.
     static func checkedByteCount(dims: [Int], dtype: DType) -> Int? {
-        var count = dtype.byteSize
+        var bound = dtype.byteSize
+        var empty = false
         for d in dims {
             guard d >= 0 else { return nil }
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if d == 0 { empty = true }
+            let (product, overflow) = bound.multipliedReportingOverflow(by: Swift.max(d, 1))
             if overflow { return nil }
-            count = product
+            bound = product
         }
-        return count
+        return empty ? 0 : bound
     }
 }
 

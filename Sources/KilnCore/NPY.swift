@@ -110,7 +110,7 @@ enum NPY {
         guard let byteCount = Shape.checkedByteCount(dims: header.shape, dtype: header.dtype) else {
             throw KilnCoreError.malformedFile(
                 path: source, field: "'shape'",
-                reason: "expected a shape whose byte count fits in memory, found \(tupleRepr(header.shape))")
+                reason: "expected dimensions whose product with the item size (zero-length axes counted as 1) fits in 64 bits, found \(tupleRepr(header.shape))")
         }
         let shape = Shape(header.shape)
         let body = try reader.take(byteCount, field: "the array data (shape \(shape), dtype \(header.dtype))")

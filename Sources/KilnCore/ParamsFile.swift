@@ -372,7 +372,7 @@ enum ParamsCodec {
         guard let byteCount = Shape.checkedByteCount(dims: dims, dtype: dtype) else {
             throw KilnCoreError.malformedFile(
                 path: source, field: "\(field), shape",
-                reason: "expected a shape whose byte count fits in memory, found \(NPY.tupleRepr(dims)) of \(dtype)")
+                reason: "expected dimensions whose product with the item size (zero-length axes counted as 1) fits in 64 bits, found \(NPY.tupleRepr(dims)) of \(dtype)")
         }
         let shape = Shape(dims)
         let body = try reader.take(byteCount, field: "\(field), data (shape \(shape), dtype \(dtype))")

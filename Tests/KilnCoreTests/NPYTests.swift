@@ -215,6 +215,20 @@ struct NPYTests {
         #expect(kilnError { try NDArray(npyData: b.data, source: "h.npy") }?.kind == "truncated")
     }
 
+    /// Regression (found by the strengthened FuzzNPY check): a shape such as (0, 2^62, 2^62) holds no
+    /// elements, so its byte count is 0, but `Shape.strides` overflowed and trapped on it.
+    @Test func zeroLengthAxisBesideHugeOnesIsRefused() throws {
+        let file = npyFile(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4611686018427387904), }")
+        let error = kilnError { try NDArray(npyData: file, source: "zero-huge.npy") }
+        #expect(error?.kind == "malformedFile")
+        #expect(error?.field == "'shape'")
+        // Zero-length axes beside ordinary ones still load, and their strides are computable.
+        let ok = npyFile(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1000000, 1000000), }")
+        let a = try NDArray(npyData: ok, source: "zero.npy")
+        #expect(a.elementCount == 0)
+        #expect(a.shape.strides == [1_000_000_000_000, 1_000_000, 1])
+    }
+
     @Test func trailingBytesAreRefused() {
         var data = NumpyWritten.data(NumpyWritten.u1One)
         data.append(0)

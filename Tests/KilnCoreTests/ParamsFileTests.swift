@@ -247,6 +247,8 @@ struct ParamsFileTests {
         ("negative dim", edited { put(Int64(-3), at: 36, in: &$0) }, "malformedFile", "array 0 of 2, shape"),
         ("huge dim", edited { put(Int64(1) << 40, at: 36, in: &$0) }, "truncated", "array 0 of 2, data (shape (1099511627776, 2), dtype float32)"),
         ("overflowing dims", edited { put(Int64.max, at: 36, in: &$0); put(Int64.max, at: 44, in: &$0) }, "malformedFile", "array 0 of 2, shape"),
+        // Regression: no elements, but strides computed from the right overflowed (see NPYTests).
+        ("zero beside huge dims", edited { put(Int64(0), at: 36, in: &$0); put(Int64.max / 2, at: 44, in: &$0) }, "malformedFile", "array 0 of 2, shape"),
         ("dev_type 9", edited { put(Int32(9), at: 52, in: &$0) }, "malformedFile", "array 0 of 2, context dev_type"),
         ("bool flag", edited { put(Int32(7), at: 60, in: &$0) }, "unsupportedDType", "array 0 of 2, type flag"),
         ("flag 99", edited { put(Int32(99), at: 108, in: &$0) }, "unsupportedDType", "array 1 of 2, type flag"),
