@@ -3,16 +3,18 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 # oneDNN's OpenMP threads spin by default; with another process on a core they collapse (NOTES.md).
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
-FUZZ_SECONDS ?= 180
 
-.PHONY: deps build release test demo bench fuzz golden clean
+.PHONY: deps build release test demo bench golden clean
 
-# Installs oneDNN (libdnnl-dev) with apt when its header is missing.
+# Installs the system libraries Kiln links (oneDNN, zlib, libjpeg-turbo, libpng) with apt when a
+# header is missing.
+APT_PACKAGES := libdnnl-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev
 deps:
-	@if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then \
-	  echo "installing libdnnl-dev (oneDNN) with apt-get"; \
+	@if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ] || [ ! -f /usr/include/zlib.h ] || \
+	    [ ! -f /usr/include/jpeglib.h ] || [ ! -f /usr/include/png.h ]; then \
+	  echo "installing $(APT_PACKAGES) with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libdnnl-dev; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
 build: deps
@@ -40,11 +42,8 @@ bench: release
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 3 --backend reference
 
-# Runs each loader's fuzz target for FUZZ_SECONDS with its committed seed corpus.
-fuzz: deps
-	bash tools/fuzz.sh FuzzNPY $(FUZZ_SECONDS)
-	bash tools/fuzz.sh FuzzParams $(FUZZ_SECONDS)
-	bash tools/fuzz.sh FuzzSymbol $(FUZZ_SECONDS)
+# `make fuzz` runs each loader's fuzz target for FUZZ_SECONDS with its committed seed corpus.
+include tools/fuzz.mk
 
 # Regenerates the golden fixtures with real MXNet 1.9.1 in a venv.
 golden:

@@ -18,12 +18,19 @@ let package = Package(
         .target(name: "KilnCore", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "KilnGraph", dependencies: ["KilnCore"]),
         .target(name: "KilnRuntime", dependencies: ["KilnCore", "KilnGraph", "CDNNL"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnData"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
+        .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
+        .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
@@ -31,6 +38,7 @@ let package = Package(
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
         .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
+        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnGraph"]),
     ],
     swiftLanguageModes: [.v6]
 )

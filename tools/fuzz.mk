@@ -8,6 +8,7 @@
 # Tests/Fuzz/corpus/x/ (see tools/fuzz.sh for the naming).
 FUZZ_TARGETS += FuzzNPY
 FUZZ_TARGETS += FuzzParams
+FUZZ_TARGETS += FuzzSymbol
 
 FUZZ_SECONDS ?= 180
 

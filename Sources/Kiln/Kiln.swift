@@ -3,3 +3,5 @@
 @_exported import KilnCore
 @_exported import KilnGraph
 @_exported import KilnRuntime
+@_exported import KilnTrain
+@_exported import KilnData

@@ -152,9 +152,10 @@ struct Inspect: ParsableCommand {
             print("\(symbol): \(g.nodes.count) nodes, \(counts.values.reduce(0, +)) ops")
             print("ops:")
             for op in counts.keys.sorted() { print("  \(op): \(counts[op]!)") }
-            print("arguments: \(sym.listArguments().joined(separator: ", "))")
+            let args = sym.listArguments()
+            print("arguments (\(args.count)): \(args.prefix(8).joined(separator: ", "))\(args.count > 8 ? ", ..." : "")")
             let aux = sym.listAuxiliaryStates()
-            print("auxiliary states: \(aux.isEmpty ? "none" : aux.joined(separator: ", "))")
+            print("auxiliary states (\(aux.count)): \(aux.isEmpty ? "none" : aux.prefix(4).joined(separator: ", ") + (aux.count > 4 ? ", ..." : ""))")
             print("outputs: \(sym.listOutputs().joined(separator: ", "))")
             guard !shapes.isEmpty else {
                 print("(give --shape data=N,C,H,W to infer shapes and count parameters)")
@@ -166,14 +167,14 @@ struct Inspect: ParsableCommand {
             let params = zip(sym.listArguments(), inferred.arguments).filter { given[$0.0] == nil }
             let paramCount = params.reduce(0) { $0 + $1.1.elementCount }
             let auxCount = inferred.auxiliaryStates.reduce(0) { $0 + $1.elementCount }
-            print("shapes:")
+            print("parameters: \(paramCount) in \(params.count) arrays (plus \(auxCount) in auxiliary states)")
+            print("output shapes: \(inferred.outputs.map(\.description).joined(separator: ", "))")
+            print("shapes (inputs -> outputs):")
             for (i, n) in g.nodes.enumerated() where !n.isVariable {
                 let ins = n.inputs.map { inferred.nodeOutputs[$0.node][$0.index].description }.joined(separator: ", ")
                 let outs = inferred.nodeOutputs[i].map(\.description).joined(separator: ", ")
                 print("  \(n.name) (\(n.op)): \(ins) -> \(outs)")
             }
-            print("parameters: \(paramCount) in \(params.count) arrays (plus \(auxCount) in auxiliary states)")
-            print("output shapes: \(inferred.outputs.map(\.description).joined(separator: ", "))")
         }
     }
 }

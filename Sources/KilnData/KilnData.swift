@@ -1,0 +1,1 @@
+// KilnData: iterators, datasets, DataLoader, transforms and image decoding.

@@ -1,0 +1,1 @@
+// KilnTrain: initializers, optimizers, learning-rate schedules, metrics and Module.
