@@ -50,8 +50,8 @@ D = mg.D
 # op is not differentiable, so MXNet, Kiln and finite differences all take the same branch.
 # ---------------------------------------------------------------------------
 
-normal = mg.normal
 positive = mg.positive
+class_ids = mg.class_ids
 
 
 def away_from_zero(shape, rng):
@@ -77,10 +77,6 @@ def away_from(points, margin=0.1, scale=1.0):
             x = np.where(near, np.where(x >= p, p + margin, p - margin) + (x - p), x)
         return x.astype(np.float32)
     return f
-
-
-def class_ids(num_classes):
-    return mg.class_ids(num_classes)
 
 
 def labels_with(num_classes, force):
@@ -350,20 +346,25 @@ def build_cases():
          {"data": (5, 4)}, fill={"op_label": labels_with(4, {0: 2, 3: 2})},
          note="rows whose label is 2 get no gradient; the rest are divided by the number of valid rows (3)")
     case("SoftmaxOutput_null_ignore_grad_scale", SO(D(), use_ignore=True, ignore_label=0, grad_scale=2.5, name="op"),
-         {"data": (4, 3)}, fill={"op_label": labels_with(3, {1: 0})})
+         {"data": (4, 3)}, fill={"op_label": labels_with(3, {1: 0})},
+         note="ignored rows get no gradient; with normalization null nothing is divided, grad_scale multiplies")
     case("SoftmaxOutput_batch_grad_scale", SO(D(), normalization="batch", grad_scale=0.5, name="op"), {"data": (3, 4)},
          fill={"op_label": class_ids(4)})
     case("SoftmaxOutput_multi_output_null", SO(D(), multi_output=True, name="op"), {"data": (2, 4, 3)},
-         fill={"op_label": class_ids(4)}, note="softmax over axis 1; label (N, 3)")
+         fill={"op_label": class_ids(4)},
+         note="softmax over axis 1; label (N, 3). normalization null still divides by the 3 positions per sample")
     case("SoftmaxOutput_multi_output_batch", SO(D(), multi_output=True, normalization="batch", name="op"),
-         {"data": (2, 3, 2, 2)}, fill={"op_label": class_ids(3)})
+         {"data": (2, 3, 2, 2)}, fill={"op_label": class_ids(3)},
+         note="label (N, 4); batch divides by N times the 4 positions per sample")
     case("SoftmaxOutput_multi_output_valid_ignore", SO(D(), multi_output=True, normalization="valid", use_ignore=True,
                                                        ignore_label=1, name="op"),
-         {"data": (2, 3, 4)}, fill={"op_label": labels_with(3, {0: 1, 5: 1})})
+         {"data": (2, 3, 4)}, fill={"op_label": labels_with(3, {0: 1, 5: 1})},
+         note="valid divides by the number of valid positions over the whole batch, not per sample")
     case("SoftmaxOutput_out_grad", SO(D(), out_grad=True, name="op"), {"data": (3, 4)},
          fill={"op_label": class_ids(4)}, note="out_grad=True: the gradient is multiplied by the head gradient")
     case("SoftmaxOutput_smooth_alpha", SO(D(), smooth_alpha=0.1, name="op"), {"data": (3, 5)},
-         fill={"op_label": class_ids(5)}, note="label smoothing")
+         fill={"op_label": class_ids(5)},
+         note="label smoothing: the target is 1 - 0.1 at the label and 0.1 / (K - 1) elsewhere")
 
 
 # ---------------------------------------------------------------------------
