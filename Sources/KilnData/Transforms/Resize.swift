@@ -1,18 +1,19 @@
 // Bilinear resizing as OpenCV's cv::resize(INTER_LINEAR) does it, which MXNet's image.resize calls.
 //
 // Pixel centres are aligned (half-pixel offsets): output column dx reads source column
-// fx = (dx + 0.5) * srcW / dstW - 0.5, clamped to the image, mixing columns floor(fx) and the next.
-// Rows likewise, after the columns:
+// fx = (dx + 0.5) * srcW / dstW - 0.5 and mixes columns floor(fx) and floor(fx) + 1. Outside the
+// image OpenCV clamps columns (position and weight) but only the indices of rows, so a border row
+// mixes a source row with itself under weights that, rounded, need not sum to 1:
 //
 //     source row  [ 10  20  30 ]        width 3 -> 5: fx = -0.2 0.4 1.0 1.6 2.2
 //     output row  [ 10  14  20  26  30 ]              (clamped)    (clamped)
 //
 // uint8 images use OpenCV's fixed-point arithmetic: weights rounded to 11 bits, a horizontal pass
 // into integers, then the vertical pass of its SIMD kernel,
-// ((((S0 >> 4) * b0) >> 16) + (((S1 >> 4) * b1) >> 16) + 2) >> 2.
-// OpenCV's scalar tail (the last few outputs of a row that do not fill a SIMD register) rounds
-// (S0 * b0 + S1 * b1 + 2^21) >> 22 instead, so a few pixels may differ from MXNet by 1; float32
-// images follow OpenCV's float arithmetic and match to rounding.
+// ((((S0 >> 4) * b0) >> 16) + (((S1 >> 4) * b1) >> 16) + 2) >> 2. This matched MXNet 1.9.1
+// exactly on every golden case. OpenCV finishes a row's last few values (fewer than its SIMD step)
+// with (S0 * b0 + S1 * b1 + 2^21) >> 22 instead, which can differ by 1; Kiln uses the SIMD formula
+// throughout. float32 images follow OpenCV's float arithmetic and match to rounding.
 import KilnCore
 
 /// Resizes HWC image(s) with bilinear interpolation (Gluon's `Resize`, OpenCV's INTER_LINEAR).
@@ -65,7 +66,9 @@ private struct LinearTaps {
     var weight0: [Float]
     var weight1: [Float]
 
-    init(source: Int, destination: Int) {
+    /// With `clampsWeights` (columns), a position outside the image reads the edge with weight 1;
+    /// without (rows), only the indices are clamped.
+    init(source: Int, destination: Int, clampsWeights: Bool) {
         // OpenCV keeps the inverse scale and inverts it; the double rounding can matter at .5 boundaries.
         let scale = 1 / (Double(destination) / Double(source))
         first = []; second = []; weight0 = []; weight1 = []
@@ -73,10 +76,12 @@ private struct LinearTaps {
             var f = Float((Double(d) + 0.5) * scale - 0.5)
             var s = Int(f.rounded(.down))
             f -= Float(s)
-            if s < 0 { f = 0; s = 0 }
-            if s >= source - 1 { f = 0; s = source - 1 }
-            first.append(s)
-            second.append(Swift.min(s + 1, source - 1))
+            if clampsWeights {
+                if s < 0 { f = 0; s = 0 }
+                if s >= source - 1 { f = 0; s = source - 1 }
+            }
+            first.append(Swift.min(Swift.max(s, 0), source - 1))
+            second.append(Swift.min(Swift.max(s + 1, 0), source - 1))
             weight0.append(1 - f)
             weight1.append(f)
         }
@@ -96,8 +101,8 @@ func resizeBilinear(_ input: NDArray, width: Int, height: Int) throws -> NDArray
         throw KilnDataError.invalidArgument(
             "Resize cannot take a \(w)x\(h) image to \(width)x\(height) (width x height); both must be positive")
     }
-    let xs = LinearTaps(source: w, destination: width)
-    let ys = LinearTaps(source: h, destination: height)
+    let xs = LinearTaps(source: w, destination: width, clampsWeights: true)
+    let ys = LinearTaps(source: h, destination: height, clampsWeights: false)
     var out = NDArray(zeros: [height, width, c], dtype: input.dtype)
     let rowLength = width * c
     switch input.dtype {
