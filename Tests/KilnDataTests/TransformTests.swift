@@ -164,6 +164,13 @@ struct TransformTests {
         #expect(seen == [x.floats(), upsideDown.floats()])
     }
 
+    @Test("Cast converts the dtype, truncating toward zero")
+    func cast() throws {
+        let y = try Cast(to: .int32)(NDArray(shape: [3], values: [1.9, -1.9, 7]))
+        #expect(y.dtype == .int32 && y.floats() == [1, -1, 7])
+        #expect(try Cast()(NDArray(shape: [1], dtype: .uint8, values: [200])).floats() == [200])
+    }
+
     @Test("Compose applies in order and the sample generator makes random steps reproducible")
     func compose() throws {
         let x = image(height: 8, width: 8, channels: 3) { y, x, c in (y * 8 + x) * 3 + c }

@@ -78,3 +78,17 @@ public struct Normalize: Transform {
         return out
     }
 }
+
+/// The array converted to another dtype (Gluon's `Cast`; float to integer truncates toward zero).
+///
+/// For labels, which `transformFirst` does not touch:
+/// `dataset.transform { sample, _ in (sample.data, sample.label.converted(to: .float32)) }`.
+public struct Cast: Transform {
+    public let dtype: DType
+
+    public init(to dtype: DType = .float32) { self.dtype = dtype }
+
+    public func apply(_ input: NDArray, using generator: inout SampleGenerator) throws -> NDArray {
+        input.converted(to: dtype)
+    }
+}
