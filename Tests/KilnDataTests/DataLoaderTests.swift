@@ -1,6 +1,6 @@
 import Foundation
 import KilnCore
-import KilnData
+@testable import KilnData
 import Testing
 
 /// A data set of `count` 6x5x3 uint8 images whose pixels encode the example's index, labelled by
@@ -126,15 +126,35 @@ struct DataLoaderTests {
         #expect(try loader.next()?.index == [6, 7, 8])
     }
 
-    @Test("a loader dropped mid-pass stops its workers")
-    func dropMidPass() throws {
+    @Test("workers end with their pass, and when a loader is reset or dropped mid-pass")
+    func workersEnd() throws {
+        func waitForExit(_ prefetcher: Prefetcher) -> Bool {
+            let running = { prefetcher.runningWorkers }
+            let deadline = Date().addingTimeInterval(10)
+            while running() > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+            return running() == 0
+        }
         weak var weakLoader: DataLoader?
+        var prefetcher: Prefetcher?
         do {
             let loader = try DataLoader(dataset: numberedImages(count: 200), batchSize: 2, numWorkers: 2, prefetch: 2)
             weakLoader = loader
             _ = try loader.next()
+            prefetcher = loader.currentPrefetcher
+            #expect(prefetcher?.runningWorkers == 2)   // blocked on the full prefetch window
         }
         #expect(weakLoader == nil)
+        let dropped = try #require(prefetcher)
+        #expect(waitForExit(dropped))
+
+        let loader = try DataLoader(dataset: numberedImages(count: 20), batchSize: 2, numWorkers: 3, prefetch: 1)
+        _ = try loader.next()
+        let first = try #require(loader.currentPrefetcher)
+        loader.reset()
+        #expect(waitForExit(first))
+        _ = try drain(loader)
+        let second = try #require(loader.currentPrefetcher)
+        #expect(waitForExit(second))
     }
 
     @Test("ArrayDataset and transforms")

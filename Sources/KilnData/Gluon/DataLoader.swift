@@ -98,6 +98,9 @@ public final class DataLoader: DataIter {
 
     deinit { pass?.prefetcher?.cancel() }
 
+    /// The workers of the current pass, if any (for tests of their lifetime).
+    var currentPrefetcher: Prefetcher? { pass?.prefetcher }
+
     /// The number of batches of the current pass (or of the next, if none has begun).
     public var batchCount: Int {
         if let pass { return pass.plan.count }

@@ -16,12 +16,14 @@ final class Prefetcher: @unchecked Sendable {
     private var nextToTake = 0
     private var results: [Int: Result<DataBatch, any Error>] = [:]
     private var cancelled = false
+    private var running = 0
 
     init(plan: [BatchPlan], maker: BatchMaker, workers: Int, window: Int) {
         self.plan = plan
         self.maker = maker
         self.window = Swift.max(1, window)
-        for w in 0..<Swift.min(workers, plan.count) {
+        running = Swift.min(workers, plan.count)
+        for w in 0..<running {
             let thread = Thread { [self] in self.work() }
             thread.name = "kiln.data.worker.\(w)"
             thread.stackSize = 8 << 20
@@ -35,6 +37,13 @@ final class Prefetcher: @unchecked Sendable {
         cancelled = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// The worker threads that have not yet ended.
+    var runningWorkers: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
     }
 
     /// Batch `k`, waiting until a worker has made it. Batches must be taken in order.
@@ -59,6 +68,7 @@ final class Prefetcher: @unchecked Sendable {
                 condition.wait()
             }
             if cancelled || nextToMake >= plan.count {
+                running -= 1
                 condition.unlock()
                 return
             }
