@@ -23,7 +23,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnData"]),
+        .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "CDNNL"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnData", "KilnEngine"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -33,6 +34,7 @@ let package = Package(
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
+        .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine", "TestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
         // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.

@@ -5,3 +5,4 @@
 @_exported import KilnRuntime
 @_exported import KilnTrain
 @_exported import KilnData
+@_exported import KilnEngine

@@ -1,0 +1,58 @@
+import Foundation
+import KilnCore
+
+// The engine cache on disk: one file per compiled group, named by its key, in the cache directory.
+//
+// ```
+// compile(group) ─key─> <dir>/<key hex>.kilnplan ── valid? ──yes──> optimized IR (skip the passes)
+//                                                  └─ missing, or corrupt/stale ─> compile, write (atomically)
+// ```
+
+enum PlanCache {
+    enum Lookup {
+        case hit(EngineIR)
+        case missing
+        /// The entry exists but cannot be used, with the reason.
+        case unusable(String)
+    }
+
+    static func path(directory: String, key: [UInt8]) -> String {
+        URL(fileURLWithPath: directory).appendingPathComponent(SHA256.hex(key) + ".kilnplan").path
+    }
+
+    /// The entry for `key`, checked (see ``PlanFile``).
+    static func load(directory: String, key: [UInt8]) -> Lookup {
+        let file = path(directory: directory, key: key)
+        guard FileManager.default.fileExists(atPath: file) else { return .missing }
+        guard let data = FileManager.default.contents(atPath: file) else { return .unusable("it cannot be read") }
+        do {
+            return .hit(try PlanFile.decode(data, key: key))
+        } catch let r as PlanFile.Refusal {
+            return .unusable(r.reason)
+        } catch {
+            return .unusable("\(error)")
+        }
+    }
+
+    /// Writes the entry for `key`: to a temporary file first, then renamed over the entry, so a reader
+    /// never sees half a file.
+    static func store(_ ir: EngineIR, directory: String, key: [UInt8]) throws {
+        let file = path(directory: directory, key: key)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let bytes = try PlanFile.encode(ir, key: key)
+            let temporary = file + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+            guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+                throw EngineError.cacheWrite(path: file, reason: "the temporary file \(temporary) cannot be created")
+            }
+            if rename(temporary, file) != 0 {
+                try? FileManager.default.removeItem(atPath: temporary)
+                throw EngineError.cacheWrite(path: file, reason: "renaming the temporary file failed (errno \(errno))")
+            }
+        } catch let e as EngineError {
+            throw e
+        } catch {
+            throw EngineError.cacheWrite(path: file, reason: "\(error)")
+        }
+    }
+}

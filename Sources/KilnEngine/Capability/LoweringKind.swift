@@ -1,0 +1,171 @@
+import CDNNL
+import KilnCore
+import KilnGraph
+
+// What a supported node becomes: one case per kind of oneDNN primitive the engine builds (or none,
+// for views and identities). The capability table (CPUCapabilities.swift) produces these from a
+// node's attributes; passes may read them; lowering (Lowering/) turns each into primitives. Because
+// the table's rule and the lowering share this type, every node the engine accepts has a lowering.
+
+/// How the engine lowers one node.
+public enum LoweringKind: Codable, Equatable, Sendable {
+    /// A 2-D convolution (`dnnl_convolution_forward`), its bias fused.
+    case convolution(ConvolutionSpec)
+    /// An inner product on the data viewed as (rows, inputs).
+    case innerProduct(InnerProductSpec)
+    /// Inference batch normalization with the moving statistics (when not folded into a conv or FC).
+    case batchNorm(BatchNormSpec)
+    /// One elementwise function (`dnnl_eltwise_forward`), or a post-op of a conv or FC.
+    case eltwise(EltwiseSpec)
+    /// Sum of two tensors of one shape (`dnnl_binary_add`), or a `sum` post-op.
+    case add
+    /// Max or average pooling over a 2-D window.
+    case pooling(PoolingSpec)
+    /// A new shape for the same elements, in plain layout (no copy).
+    case reshape
+    /// Joins inputs along an axis (normalized, 0-based).
+    case concat(axis: Int)
+    /// Softmax along an axis (normalized, 0-based).
+    case softmax(axis: Int)
+    /// Its output is its first input (Dropout in inference, `_copy`).
+    case identity
+
+    /// A short name for reports (`convolution`, `eltwise(relu)`).
+    public var summary: String {
+        switch self {
+        case .convolution: return "convolution"
+        case .innerProduct: return "inner_product"
+        case .batchNorm: return "batch_norm"
+        case let .eltwise(e): return "eltwise(\(e.algorithm.rawValue))"
+        case .add: return "add"
+        case let .pooling(p): return "pooling(\(p.algorithm.rawValue))"
+        case .reshape: return "reshape"
+        case let .concat(axis): return "concat(axis \(axis))"
+        case let .softmax(axis): return "softmax(axis \(axis))"
+        case .identity: return "identity"
+        }
+    }
+
+    /// Whether oneDNN post-ops can be attached to this op's primitive (the conv and FC kinds).
+    var acceptsPostOps: Bool {
+        switch self {
+        case .convolution, .innerProduct: return true
+        default: return false
+        }
+    }
+}
+
+/// A convolution's geometry, MXNet's way (dilation 1 means none).
+public struct ConvolutionSpec: Codable, Equatable, Sendable {
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var pad: [Int]
+    public var dilate: [Int]
+    public var groups: Int
+    public var numFilter: Int
+    public var hasBias: Bool
+}
+
+public struct InnerProductSpec: Codable, Equatable, Sendable {
+    public var numHidden: Int
+    public var hasBias: Bool
+    /// MXNet's `flatten`: all axes after the first are one (else only the last axis is transformed).
+    public var flatten: Bool
+}
+
+public struct BatchNormSpec: Codable, Equatable, Sendable {
+    public var eps: Double
+    /// Gamma is read as 1 whatever its value.
+    public var fixGamma: Bool
+}
+
+/// An elementwise function oneDNN computes, with its two parameters.
+public struct EltwiseSpec: Codable, Equatable, Sendable {
+    public enum Algorithm: String, Codable, Sendable {
+        case relu, tanh, logistic, softRelu = "soft_relu", elu, geluErf = "gelu_erf"
+
+        var dnnl: dnnl_alg_kind_t {
+            switch self {
+            case .relu: return dnnl_eltwise_relu
+            case .tanh: return dnnl_eltwise_tanh
+            case .logistic: return dnnl_eltwise_logistic
+            case .softRelu: return dnnl_eltwise_soft_relu
+            case .elu: return dnnl_eltwise_elu
+            case .geluErf: return dnnl_eltwise_gelu_erf
+            }
+        }
+    }
+
+    public var algorithm: Algorithm
+    /// relu: the negative slope; elu: the scale of the negative part.
+    public var alpha: Float = 0
+    public var beta: Float = 0
+}
+
+/// A pooling node's attributes; its geometry follows from the input shape (``geometry(input:)``).
+public struct PoolingSpec: Codable, Equatable, Sendable {
+    public enum Algorithm: String, Codable, Sendable {
+        case max, avgIncludePad = "avg_include_pad", avgExcludePad = "avg_exclude_pad"
+    }
+
+    public var algorithm: Algorithm
+    public var globalPool: Bool
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var pad: [Int]
+    /// MXNet's `pooling_convention=full` (ceil) rather than `valid` (floor).
+    public var ceilMode: Bool
+
+    /// Window, strides and padding before and after along each spatial axis for an input of spatial
+    /// size `input`, as oneDNN takes them; or the reason oneDNN would not compute MXNet's result.
+    ///
+    /// ```
+    /// full convention, input 5, kernel 2, stride 2, pad 0 -> output 3 (ceil), pad after 1
+    /// ```
+    public func geometry(input: [Int]) -> Result<PoolingGeometry, PoolingRefusal> {
+        if globalPool {
+            return .success(PoolingGeometry(kernel: input, stride: input.map { _ in 1 }, padBefore: input.map { _ in 0 },
+                                            padAfter: input.map { _ in 0 }, output: input.map { _ in 1 }))
+        }
+        guard kernel.count == input.count, stride.count == input.count, pad.count == input.count else {
+            return .failure(PoolingRefusal("kernel \(AttributeText.tuple(kernel)) does not match the data's \(input.count) spatial axes"))
+        }
+        var output: [Int] = [], after: [Int] = []
+        for i in input.indices {
+            let padded = input[i] + 2 * pad[i]
+            guard kernel[i] <= padded else {
+                return .failure(PoolingRefusal("kernel \(AttributeText.tuple(kernel)) is larger than the padded input"))
+            }
+            guard pad[i] < kernel[i] else {
+                return .failure(PoolingRefusal("pad=\(AttributeText.tuple(pad)) reaches a whole kernel \(AttributeText.tuple(kernel))"))
+            }
+            let o = ceilMode ? 1 + (padded - kernel[i] + stride[i] - 1) / stride[i] : 1 + (padded - kernel[i]) / stride[i]
+            output.append(o)
+            // The padding after that makes oneDNN's floor formula give `o` windows.
+            after.append(max(pad[i], (o - 1) * stride[i] + kernel[i] - input[i] - pad[i]))
+        }
+        if zip(after, kernel).contains(where: { $0 >= $1 }) {
+            return .failure(PoolingRefusal("pooling_convention=full leaves a last window entirely in the padding"))
+        }
+        if algorithm == .avgIncludePad && after != pad {
+            // MXNet divides the last window by the part inside input + pad; oneDNN by the whole kernel.
+            return .failure(PoolingRefusal("pool_type=avg with count_include_pad=True and pooling_convention=full runs its last window past the padded input, which MXNet averages differently"))
+        }
+        return .success(PoolingGeometry(kernel: kernel, stride: stride, padBefore: pad, padAfter: after, output: output))
+    }
+}
+
+/// A pooling window as oneDNN takes it.
+public struct PoolingGeometry: Equatable, Sendable {
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var padBefore: [Int]
+    public var padAfter: [Int]
+    public var output: [Int]
+}
+
+/// Why a pooling window cannot be lowered, as a sentence fragment.
+public struct PoolingRefusal: Error, Equatable, Sendable {
+    public let reason: String
+    init(_ reason: String) { self.reason = reason }
+}

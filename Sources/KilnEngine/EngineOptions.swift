@@ -1,0 +1,128 @@
+import KilnGraph
+
+/// The engine's options, passed per call (never kept in shared state).
+///
+/// Each option has a short name, used in an engine node's attributes, and an environment variable
+/// name, which the umbrella module reads at bind:
+///
+/// | option | short name | environment variable | values |
+/// |---|---|---|---|
+/// | ``precision`` | `precision` | `KILN_ENGINE_PRECISION` | `fp32` (bf16 and int8 come later) |
+/// | ``minGroupSize`` | `min_group` | `KILN_ENGINE_MIN_GROUP` | an integer of at least 1 (default 2) |
+/// | ``excludedOps`` | `exclude` | `KILN_ENGINE_EXCLUDE` | op names, comma-separated |
+/// | ``cacheDirectory`` | `cache_dir` | `KILN_ENGINE_CACHE_DIR` | a directory; empty for no cache |
+/// | ``verbose`` | `verbose` | `KILN_ENGINE_VERBOSE` | `0`, `1`, `true`, `false` |
+///
+/// ```
+/// let options = try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": "fp32", "min_group": "3"])
+/// ```
+public struct EngineOptions: Sendable, Equatable, Hashable {
+    /// Numeric precision of the engine's kernels.
+    public enum Precision: String, Sendable, CaseIterable, Hashable {
+        case fp32
+    }
+
+    /// One option's names.
+    public enum Key: String, Sendable, CaseIterable {
+        case precision, minGroup = "min_group", exclude, cacheDirectory = "cache_dir", verbose
+
+        /// The short name, as in an engine node's attributes.
+        public var shortName: String { rawValue }
+        /// The environment variable read at bind.
+        public var environmentName: String { "KILN_ENGINE_" + rawValue.uppercased() }
+
+        init?(anyName: String) {
+            if let k = Key(rawValue: anyName) { self = k; return }
+            guard let k = Key.allCases.first(where: { $0.environmentName == anyName }) else { return nil }
+            self = k
+        }
+    }
+
+    public var precision: Precision = .fp32
+    /// The smallest group of ops worth an engine node (the partitioner's option).
+    public var minGroupSize: Int = 2
+    /// Ops the user keeps out of engine groups, by canonical MXNet name (the partitioner's option).
+    public var excludedOps: Set<String> = []
+    /// Where compiled plans are cached on disk; nil for no cache.
+    public var cacheDirectory: String?
+    /// Whether compiling prints a summary of each group to standard error.
+    public var verbose: Bool = false
+
+    public init(precision: Precision = .fp32, minGroupSize: Int = 2, excludedOps: Set<String> = [],
+                cacheDirectory: String? = nil, verbose: Bool = false) {
+        self.precision = precision
+        self.minGroupSize = minGroupSize
+        self.excludedOps = excludedOps
+        self.cacheDirectory = cacheDirectory
+        self.verbose = verbose
+    }
+
+    /// Options from text, by short name or environment variable name; keys not given keep their
+    /// defaults. Throws ``EngineError`` naming the key and listing the accepted values when one is not
+    /// valid, and for unknown keys.
+    public init(parsing values: [String: String]) throws {
+        self.init()
+        for (name, value) in values.sorted(by: { $0.key < $1.key }) {
+            guard let key = Key(anyName: name) else {
+                throw EngineError.unknownOption(key: name, accepted: Key.allCases.map(\.shortName) + Key.allCases.map(\.environmentName))
+            }
+            try set(key, value.trimmingWhitespace, as: name)
+        }
+    }
+
+    /// Options from a process environment: only the `KILN_ENGINE_*` variables are read (an unknown one
+    /// is an error); everything else is ignored.
+    public init(environment: [String: String]) throws {
+        try self.init(parsing: environment.filter { $0.key.hasPrefix("KILN_ENGINE_") })
+    }
+
+    private mutating func set(_ key: Key, _ value: String, as name: String) throws {
+        switch key {
+        case .precision:
+            guard let p = Precision(rawValue: value.lowercased()) else {
+                let later = ["bf16", "int8"].contains(value.lowercased()) ? " (\(value) comes with a later issue)" : ""
+                throw EngineError.invalidOption(key: name, value: value,
+                                                accepted: Precision.allCases.map(\.rawValue).joined(separator: ", ") + later)
+            }
+            precision = p
+        case .minGroup:
+            guard let n = Int(value), n >= 1 else {
+                throw EngineError.invalidOption(key: name, value: value, accepted: "an integer of at least 1")
+            }
+            minGroupSize = n
+        case .exclude:
+            var ops = Set<String>()
+            for part in value.split(separator: ",").map({ String($0).trimmingWhitespace }) where !part.isEmpty {
+                guard let d = OpRegistry.shared.lookup(part) else {
+                    throw EngineError.invalidOption(key: name, value: part,
+                                                    accepted: "op names such as " + CPUCapabilities.supportedOps.sorted().joined(separator: ", "))
+                }
+                ops.insert(d.name)
+            }
+            excludedOps = ops
+        case .cacheDirectory:
+            cacheDirectory = value.isEmpty ? nil : value
+        case .verbose:
+            switch value.lowercased() {
+            case "1", "true", "yes", "on": verbose = true
+            case "0", "false", "no", "off", "": verbose = false
+            default: throw EngineError.invalidOption(key: name, value: value, accepted: "0, 1, true, false")
+            }
+        }
+    }
+
+    /// The options as text by short name, the form ``init(parsing:)`` reads back (for engine nodes).
+    public var values: [String: String] {
+        var v: [String: String] = [
+            Key.precision.shortName: precision.rawValue,
+            Key.minGroup.shortName: String(minGroupSize),
+            Key.verbose.shortName: verbose ? "1" : "0",
+        ]
+        if !excludedOps.isEmpty { v[Key.exclude.shortName] = excludedOps.sorted().joined(separator: ",") }
+        if let cacheDirectory { v[Key.cacheDirectory.shortName] = cacheDirectory }
+        return v
+    }
+
+    /// The part of the options that changes what is compiled (and so keys the cache).
+    var compiledForm: String { "precision=\(precision.rawValue)" }
+}

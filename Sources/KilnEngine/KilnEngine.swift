@@ -1,0 +1,1 @@
+// KilnEngine: the first CPU engine.

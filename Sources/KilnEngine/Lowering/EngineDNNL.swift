@@ -1,0 +1,147 @@
+import CDNNL
+import KilnCore
+import KilnRuntime
+
+// Small oneDNN helpers the lowering shares: status checks that throw EngineError, memory
+// descriptors, primitive attributes (post-ops, user scratchpad), primitive creation and reorders.
+
+enum EngineDNNL {
+    static func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String, node: @autoclosure () -> String) throws {
+        if status != dnnl_success { throw EngineError.dnnl(call: call(), status: Int(status.rawValue), node: node()) }
+    }
+
+    static func engine(node: String) throws -> dnnl_engine_t {
+        guard let e = DNNL.engine else { throw EngineError.dnnl(call: "dnnl_engine_create", status: 5, node: node) }
+        return e
+    }
+
+    /// Runs a KilnRuntime oneDNN wrapper, turning its error into this module's.
+    static func wrap<T>(_ node: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let RuntimeError.dnnl(call, status, n) {
+            throw EngineError.dnnl(call: call, status: status, node: n)
+        }
+    }
+
+    /// A plain C-order descriptor of `dims` (a scalar as one element).
+    static func plain(_ dims: [Int], node: String) throws -> dnnl_memory_desc_t {
+        try tagged(dims, tag: DNNL.plainTag(rank: max(1, dims.count)), node: node)
+    }
+
+    /// A descriptor letting the primitive choose the layout.
+    static func any(_ dims: [Int], node: String) throws -> dnnl_memory_desc_t {
+        try tagged(dims, tag: dnnl_format_tag_any, node: node)
+    }
+
+    static func tagged(_ dims: [Int], tag: dnnl_format_tag_t, node: String) throws -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = dims.map { Int64($0) }
+        if d.isEmpty { d = [1] }
+        let status = d.withUnsafeBufferPointer { dnnl_memory_desc_init_by_tag(&md, Int32(d.count), $0.baseAddress, dnnl_f32, tag) }
+        try check(status, "dnnl_memory_desc_init_by_tag(\(dims))", node: node)
+        return md
+    }
+
+    /// Primitive attributes with the user-managed scratchpad and the given post-ops.
+    static func attributes(postOps: [EngineIR.PostOp] = [], node: String) throws -> dnnl_primitive_attr_t {
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create", node: node)
+        guard let attr else { throw EngineError.dnnl(call: "dnnl_primitive_attr_create", status: 5, node: node) }
+        do {
+            try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode", node: node)
+            if !postOps.isEmpty {
+                var ops: dnnl_post_ops_t?
+                try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create", node: node)
+                guard let ops else { throw EngineError.dnnl(call: "dnnl_post_ops_create", status: 5, node: node) }
+                defer { dnnl_post_ops_destroy(ops) }
+                for p in postOps {
+                    switch p {
+                    case .sum: try check(dnnl_post_ops_append_sum(ops, 1), "dnnl_post_ops_append_sum", node: node)
+                    case let .eltwise(e):
+                        try check(dnnl_post_ops_append_eltwise(ops, 1, e.algorithm.dnnl, e.alpha, e.beta),
+                                  "dnnl_post_ops_append_eltwise(\(e.algorithm.rawValue))", node: node)
+                    }
+                }
+                try check(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops", node: node)
+            }
+        } catch {
+            dnnl_primitive_attr_destroy(attr)
+            throw error
+        }
+        return attr
+    }
+
+    /// A primitive from an op descriptor built by `initialize` (a `dnnl_*_desc_init` call).
+    static func primitive<Desc>(_ empty: Desc, postOps: [EngineIR.PostOp] = [], node: String, what: String,
+                                _ initialize: (UnsafeMutablePointer<Desc>) -> dnnl_status_t) throws -> DNNLPrimitive {
+        var desc = empty
+        try check(initialize(&desc), "\(what) descriptor init", node: node)
+        let attr = try attributes(postOps: postOps, node: node)
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var pd: dnnl_primitive_desc_t?
+        let engine = try engine(node: node)
+        try withUnsafePointer(to: &desc) { p in
+            try check(dnnl_primitive_desc_create(&pd, UnsafeRawPointer(p), attr, engine, nil), "dnnl_primitive_desc_create(\(what))", node: node)
+        }
+        guard let pd else { throw EngineError.dnnl(call: "dnnl_primitive_desc_create(\(what))", status: 5, node: node) }
+        return try wrap(node) { try DNNLPrimitive(primitiveDesc: pd, node: node, what: what) }
+    }
+
+    /// A reorder from one layout to another (with the user scratchpad).
+    static func reorder(from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t, node: String) throws -> DNNLPrimitive {
+        var from = source, to = target
+        let attr = try attributes(node: node)
+        defer { dnnl_primitive_attr_destroy(attr) }
+        let engine = try engine(node: node)
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&pd, &from, engine, &to, engine, attr), "dnnl_reorder_primitive_desc_create", node: node)
+        guard let pd else { throw EngineError.dnnl(call: "dnnl_reorder_primitive_desc_create", status: 5, node: node) }
+        return try wrap(node) { try DNNLPrimitive(primitiveDesc: pd, node: node, what: "reorder") }
+    }
+
+    /// The layout a primitive chose for an argument.
+    static func chosen(_ p: DNNLPrimitive, _ what: dnnl_query_t, index: Int32 = 0, node: String) throws -> dnnl_memory_desc_t {
+        guard let md = p.queryMemoryDesc(what, index: index) else {
+            throw EngineError.dnnl(call: "dnnl_primitive_desc_query_md", status: 2, node: node)
+        }
+        return md
+    }
+
+    /// The implementation oneDNN picked (`"brg:avx512_core"`, `"jit:uni"`, `"ref:any"`).
+    static func implementation(_ p: DNNLPrimitive) -> String {
+        var name: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(p.desc, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "?" }
+        return String(cString: name)
+    }
+
+    /// The layout of a descriptor in words, for reports: `plain`, the axes from outermost to innermost
+    /// when permuted (`acdb`, channels last), plus oneDNN's inner blocks (`aBcd16b`-style `+16b`).
+    static func layoutName(_ md: dnnl_memory_desc_t) -> String {
+        var m = md
+        let rank = Int(m.ndims)
+        guard md.format_kind == dnnl_blocked, rank > 0 else { return "other" }
+        let letters = Array("abcdefghijkl")
+        var blocking = md.format_desc.blocking
+        let strides = withUnsafeBytes(of: &blocking.strides) { raw in (0..<rank).map { raw.load(fromByteOffset: $0 * 8, as: Int64.self) } }
+        let dims = withUnsafeBytes(of: &m.dims) { raw in (0..<rank).map { raw.load(fromByteOffset: $0 * 8, as: Int64.self) } }
+        // Axes of size 1 go where plain order puts them, so (N, C, 1, 1) in any order reads as plain.
+        let order = (0..<rank).sorted { a, b in
+            let sa = dims[a] == 1 ? Int64.max - Int64(a) : strides[a], sb = dims[b] == 1 ? Int64.max - Int64(b) : strides[b]
+            return sa != sb ? sa > sb : a < b
+        }
+        var name = order == Array(0..<rank) ? "plain" : String(order.map { letters[min($0, letters.count - 1)] })
+        var inner: [String] = []
+        withUnsafeBytes(of: &blocking.inner_blks) { blks in
+            withUnsafeBytes(of: &blocking.inner_idxs) { idxs in
+                for i in 0..<Int(blocking.inner_nblks) {
+                    let size = blks.load(fromByteOffset: i * 8, as: Int64.self), axis = idxs.load(fromByteOffset: i * 8, as: Int64.self)
+                    inner.append("\(size)\(letters[min(Int(axis), letters.count - 1)])")
+                }
+            }
+        }
+        if !inner.isEmpty { name += "+" + inner.joined() }
+        return name
+    }
+
+    /// `dims` as the int64 array oneDNN's descriptor initializers read.
+    static func int64s(_ v: [Int]) -> [Int64] { v.map { Int64($0) } }
+}

@@ -1,0 +1,437 @@
+import CDNNL
+import KilnCore
+import KilnGraph
+import KilnRuntime
+
+// Lowering: each op of the optimized IR becomes one oneDNN primitive, created now (at compile).
+// Layouts follow oneDNN's choices: convolutions are created with `any` for source, weights and
+// destination, so activations inside the group stay in the blocked layout oneDNN prefers (such as
+// 16 channels innermost); pooling, eltwise, BatchNorm and add keep the layout they receive. A reorder
+// is added only where a consumer needs another layout: at the group's borders (plain inputs into the
+// first conv, blocked results out to plain outputs) and before the few ops that read plain rows
+// (Flatten/Reshape, FC, softmax). Weights are reordered once, here, into the layout chosen for them.
+//
+// ```
+// input (plain) ─reorder─> conv0 ──> pool0 ──> conv1 [sum, relu] ──> ... ─reorder─> output (plain)
+//                          blocked    blocked   blocked
+// ```
+//
+// Buffers are only described here; the memory planner (Planner/) places the intermediates in one
+// arena by liveness and EnginePlan binds them.
+
+/// One buffer a step reads or writes.
+struct PlannedBuffer {
+    enum Kind: Equatable {
+        /// An intermediate, placed in the arena by liveness.
+        case arena
+        /// A primitive's scratchpad, live during its step only.
+        case scratch
+        /// A group input's array, bound at each run.
+        case input(String)
+        /// A group output's array, bound at each run.
+        case output(Int)
+        /// Bytes the plan owns (constants, weights in their chosen layout), by index into `owned`.
+        case owned(Int)
+        /// Another buffer's bytes under another descriptor (a reshape, an FC's 2-D view).
+        case view(of: Int)
+    }
+
+    var kind: Kind
+    var desc: dnnl_memory_desc_t
+    var label: String
+    var bytes: Int { DNNL.size(desc) }
+}
+
+/// One primitive execution.
+struct PlannedStep {
+    enum Role: Equatable { case compute, borderReorder, innerReorder }
+    let primitive: DNNLPrimitive
+    var args: [(Int32, Int)]
+    let label: String
+    let role: Role
+    /// What the op was lowered as (`convolution`), or `reorder`.
+    let kind: String
+}
+
+/// Bytes owned by a plan, freed with it.
+final class OwnedBytes: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// Turns an optimized IR into primitives and buffer descriptions.
+final class Lowerer {
+    let ir: EngineIR
+    let stream: DNNLStream
+    private(set) var buffers: [PlannedBuffer] = []
+    private(set) var steps: [PlannedStep] = []
+    private(set) var owned: [OwnedBytes] = []
+    private var valueBuffer: [Int: Int] = [:]
+    private var reordered: [(value: Int, buffer: Int)] = []
+    /// Index of the last op reading each value; group outputs are read after every op.
+    private var lastUse: [Int: Int] = [:]
+    private var current = 0
+
+    init(ir: EngineIR, stream: DNNLStream) {
+        self.ir = ir
+        self.stream = stream
+    }
+
+    func lower() throws {
+        for (i, op) in ir.ops.enumerated() { for v in op.reads { lastUse[v] = i } }
+        for v in ir.outputs { lastUse[v] = Int.max }
+        for (i, op) in ir.ops.enumerated() {
+            current = i
+            try lower(op)
+        }
+        for (k, v) in ir.outputs.enumerated() {
+            let source = try buffer(for: v)
+            let target = add(.output(k), try EngineDNNL.plain(ir.values[v].shape.dims, node: "output"), label: "output \(k)")
+            try addReorder(from: source, to: target, role: .borderReorder, label: "output \(k) (\(ir.values[v].name))")
+        }
+    }
+
+    // MARK: Buffers
+
+    private func add(_ kind: PlannedBuffer.Kind, _ desc: dnnl_memory_desc_t, label: String) -> Int {
+        buffers.append(PlannedBuffer(kind: kind, desc: desc, label: label))
+        return buffers.count - 1
+    }
+
+    /// The buffer a view or buffer finally reads.
+    func root(_ b: Int) -> Int {
+        var r = b
+        while case let .view(of: next) = buffers[r].kind { r = next }
+        return r
+    }
+
+    /// The buffer holding a value as written (inputs plain, constants plain and owned).
+    private func buffer(for v: Int) throws -> Int {
+        if let b = valueBuffer[v] { return b }
+        let value = ir.values[v]
+        let desc = try EngineDNNL.plain(value.shape.dims, node: value.name)
+        let b: Int
+        switch value.origin {
+        case let .input(name):
+            b = add(.input(name), desc, label: name)
+        case let .constant(array):
+            let bytes = OwnedBytes(count: DNNL.size(desc))
+            array.withUnsafeBytes { src in
+                if let base = src.baseAddress { bytes.pointer.copyMemory(from: base, byteCount: min(src.count, bytes.count)) }
+            }
+            owned.append(bytes)
+            b = add(.owned(owned.count - 1), desc, label: value.name)
+        case .computed:
+            throw EngineError.invalidIR(pass: "lowering", reason: "%\(v) (\(value.name)) is read before an op writes it")
+        }
+        valueBuffer[v] = b
+        return b
+    }
+
+    /// A buffer holding value `v` in layout `desc`: its own when the layouts agree, else a reordered
+    /// copy (made once per layout; for constants at compile, for the rest by a reorder step).
+    private func ensure(_ v: Int, _ desc: dnnl_memory_desc_t) throws -> Int {
+        let b = try buffer(for: v)
+        if DNNL.equal(buffers[b].desc, desc) { return b }
+        if let hit = reordered.first(where: { $0.value == v && DNNL.equal(buffers[$0.buffer].desc, desc) }) { return hit.buffer }
+        let value = ir.values[v]
+        let target: Int
+        if case .constant = value.origin {
+            let bytes = OwnedBytes(count: DNNL.size(desc))
+            owned.append(bytes)
+            target = add(.owned(owned.count - 1), desc, label: value.name + " (reordered)")
+            try reorderNow(from: buffers[b].desc, pointer: try ownedPointer(b), to: desc, pointer: bytes.pointer, node: value.name)
+        } else {
+            target = add(.arena, desc, label: value.name + " (reordered)")
+            try addReorder(from: b, to: target, role: value.inputName != nil ? .borderReorder : .innerReorder, label: "reorder \(value.name)")
+        }
+        reordered.append((v, target))
+        return target
+    }
+
+    private func ownedPointer(_ b: Int) throws -> UnsafeMutableRawPointer {
+        guard case let .owned(k) = buffers[root(b)].kind else {
+            throw EngineError.invalidIR(pass: "lowering", reason: "buffer \(buffers[b].label) is not a constant")
+        }
+        return owned[k].pointer
+    }
+
+    /// A view of buffer `b` under another descriptor (same bytes).
+    private func view(_ b: Int, _ desc: dnnl_memory_desc_t, label: String) -> Int {
+        if DNNL.equal(buffers[b].desc, desc) { return b }
+        return add(.view(of: b), desc, label: label)
+    }
+
+    /// The destination of `op` in layout `desc`. With a `sum` post-op it must start out holding the
+    /// residual: the residual's own buffer when nothing reads it later (the conv then adds in
+    /// place), else a copy.
+    private func destination(_ op: EngineIR.Op, _ desc: dnnl_memory_desc_t, sources: [Int] = []) throws -> Int {
+        let d: Int
+        if let r = op.postOps.lazy.compactMap({ p -> Int? in if case let .sum(v) = p { return v } else { return nil } }).first {
+            let rb = try buffer(for: r)
+            if rb == root(rb), buffers[rb].kind == .arena, DNNL.equal(buffers[rb].desc, desc), canOverwrite(rb),
+               !sources.contains(where: { root($0) == rb }) {
+                d = rb
+            } else {
+                d = add(.arena, desc, label: ir.values[op.output].name)
+                try addReorder(from: try ensureReadable(r), to: d, role: .innerReorder, label: "residual \(ir.values[r].name) into \(op.name)")
+            }
+        } else {
+            d = add(.arena, desc, label: ir.values[op.output].name)
+        }
+        valueBuffer[op.output] = d
+        return d
+    }
+
+    private func ensureReadable(_ v: Int) throws -> Int { try buffer(for: v) }
+
+    /// Whether the arena buffer `b` may be overwritten by the current op: no value living in it is
+    /// read later or is a group output.
+    private func canOverwrite(_ b: Int) -> Bool {
+        for (v, vb) in valueBuffer where root(vb) == b {
+            if (lastUse[v] ?? -1) > current || ir.isOutput(v) { return false }
+        }
+        return true
+    }
+
+    // MARK: Steps
+
+    private func addStep(_ primitive: DNNLPrimitive, _ args: [(Int32, Int)], label: String, role: PlannedStep.Role, kind: String) throws {
+        var all = args
+        if let scratch = primitive.queryMemoryDesc(dnnl_query_scratchpad_md), DNNL.size(scratch) > 0 {
+            all.append((DNNLArg.scratchpad, add(.scratch, scratch, label: "scratchpad of \(label)")))
+        }
+        steps.append(PlannedStep(primitive: primitive, args: all, label: label, role: role, kind: kind))
+    }
+
+    private func addReorder(from source: Int, to target: Int, role: PlannedStep.Role, label: String) throws {
+        let p = try EngineDNNL.reorder(from: buffers[source].desc, to: buffers[target].desc, node: label)
+        try addStep(p, [(DNNLArg.from, source), (DNNLArg.to, target)], label: label, role: role, kind: "reorder")
+    }
+
+    /// Runs a reorder at compile (weights and constants into a primitive's layout).
+    private func reorderNow(from source: dnnl_memory_desc_t, pointer src: UnsafeMutableRawPointer,
+                            to target: dnnl_memory_desc_t, pointer dst: UnsafeMutableRawPointer, node: String) throws {
+        let p = try EngineDNNL.reorder(from: source, to: target, node: node)
+        let a = try EngineDNNL.wrap(node) { try DNNLMemory(source, pointer: src, node: node) }
+        let b = try EngineDNNL.wrap(node) { try DNNLMemory(target, pointer: dst, node: node) }
+        var args: [(Int32, DNNLMemory)] = [(DNNLArg.from, a), (DNNLArg.to, b)]
+        if let scratch = p.queryMemoryDesc(dnnl_query_scratchpad_md), DNNL.size(scratch) > 0 {
+            args.append((DNNLArg.scratchpad, try EngineDNNL.wrap(node) { try DNNLMemory(scratch, pointer: nil, node: node) }))
+        }
+        try EngineDNNL.wrap(node) { try p.execute(args, stream: stream) }
+    }
+
+    /// Weights reordered once into the layout a primitive chose, in bytes the plan owns.
+    private func packedWeights(_ v: Int, userDims: [Int], chosen: dnnl_memory_desc_t, node: String) throws -> Int {
+        guard let array = ir.values[v].constant else { throw EngineError.missingConstant(node: node, input: ir.values[v].name) }
+        let user = try EngineDNNL.plain(userDims, node: node)
+        guard array.dtype == .float32, array.byteCount == DNNL.size(user) else {
+            throw EngineError.invalidIR(pass: "lowering", reason: "the weight \(ir.values[v].name) of shape \(array.shape) does not fit \(node), which needs \(Shape(userDims))")
+        }
+        let bytes = OwnedBytes(count: DNNL.size(chosen))
+        owned.append(bytes)
+        try array.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            try reorderNow(from: user, pointer: UnsafeMutableRawPointer(mutating: base), to: chosen, pointer: bytes.pointer, node: node)
+        }
+        return add(.owned(owned.count - 1), chosen, label: ir.values[v].name + " (packed)")
+    }
+
+    /// A plain per-channel vector the plan owns.
+    private func ownedVector(_ values: [Float], label: String) throws -> Int {
+        let desc = try EngineDNNL.plain([values.count], node: label)
+        let bytes = OwnedBytes(count: values.count * 4)
+        values.withUnsafeBytes { src in if let base = src.baseAddress { bytes.pointer.copyMemory(from: base, byteCount: src.count) } }
+        owned.append(bytes)
+        return add(.owned(owned.count - 1), desc, label: label)
+    }
+
+    // MARK: Ops
+
+    private func lower(_ op: EngineIR.Op) throws {
+        let node = ([op.name] + op.fused).joined(separator: "+")
+        let inShape = ir.values[op.inputs.first ?? op.output].shape.dims
+        let outShape = ir.values[op.output].shape.dims
+        switch op.lowering {
+        case let .convolution(spec):
+            try convolution(op, spec, node: node, input: inShape, output: outShape)
+        case let .innerProduct(spec):
+            try innerProduct(op, spec, node: node, input: inShape, output: outShape)
+        case let .batchNorm(spec):
+            try batchNorm(op, spec, node: node)
+        case let .eltwise(spec):
+            var md = buffers[try buffer(for: op.inputs[0])].desc
+            let p = try EngineDNNL.primitive(dnnl_eltwise_desc_t(), node: node, what: "eltwise") { d in
+                dnnl_eltwise_forward_desc_init(d, dnnl_forward_inference, spec.algorithm.dnnl, &md, spec.alpha, spec.beta)
+            }
+            let src = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
+            let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+            try addStep(p, [(DNNLArg.src, src), (DNNLArg.dst, dst)], label: node, role: .compute, kind: op.lowering.summary)
+        case .add:
+            // Both operands in the layout of the one an op computed (inputs and constants are plain).
+            let computed = op.inputs.first { if case .computed = ir.values[$0].origin { return true } else { return false } } ?? op.inputs[0]
+            var md = buffers[try buffer(for: computed)].desc
+            let a = try ensure(op.inputs[0], md), b = try ensure(op.inputs[1], md)
+            let p = try EngineDNNL.primitive(dnnl_binary_desc_t(), node: node, what: "binary add") { d in
+                dnnl_binary_desc_init(d, dnnl_binary_add, &md, &md, &md)
+            }
+            let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+            try addStep(p, [(DNNLArg.src, a), (DNNLArg.src1, b), (DNNLArg.dst, dst)], label: node, role: .compute, kind: "add")
+        case let .pooling(spec):
+            try pooling(op, spec, node: node, input: inShape, output: outShape)
+        case .reshape:
+            let source = try ensure(op.inputs[0], try EngineDNNL.plain(inShape, node: node))
+            valueBuffer[op.output] = view(source, try EngineDNNL.plain(outShape, node: node), label: node)
+        case let .concat(axis):
+            try concat(op, axis: axis, node: node)
+        case let .softmax(axis):
+            var md = try EngineDNNL.plain(inShape, node: node)
+            let src = try ensure(op.inputs[0], md)
+            let p = try EngineDNNL.primitive(dnnl_softmax_desc_t(), node: node, what: "softmax") { d in
+                dnnl_softmax_forward_desc_init(d, dnnl_forward_inference, &md, Int32(axis))
+            }
+            let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+            try addStep(p, [(DNNLArg.src, src), (DNNLArg.dst, dst)], label: node, role: .compute, kind: op.lowering.summary)
+        case .identity:
+            valueBuffer[op.output] = try buffer(for: op.inputs[0])
+        }
+    }
+
+    private func convolution(_ op: EngineIR.Op, _ spec: ConvolutionSpec, node: String, input: [Int], output: [Int]) throws {
+        guard input.count == 4, output.count == 4 else {
+            throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "data of shape \(Shape(input)) is not 4-D")
+        }
+        let c = input[1], o = spec.numFilter, g = spec.groups
+        let perGroup = [o / g, c / g] + spec.kernel
+        let weightDims = g > 1 ? [g] + perGroup : perGroup
+        var src = try EngineDNNL.any(input, node: node)
+        var weights = try EngineDNNL.any(weightDims, node: node)
+        var bias = try EngineDNNL.plain([o], node: node)
+        var dst = try EngineDNNL.any(output, node: node)
+        let strides = EngineDNNL.int64s(spec.stride), dilates = EngineDNNL.int64s(spec.dilate.map { $0 - 1 })
+        let padding = EngineDNNL.int64s(spec.pad)
+        let hasBias = spec.hasBias
+        let p = try EngineDNNL.primitive(dnnl_convolution_desc_t(), postOps: op.postOps, node: node, what: "convolution") { d in
+            if hasBias {
+                return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, &bias,
+                                                                  &dst, strides, dilates, padding, padding)
+            }
+            return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, nil,
+                                                              &dst, strides, dilates, padding, padding)
+        }
+        var args: [(Int32, Int)] = [
+            (DNNLArg.src, try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))),
+            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims,
+                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
+        ]
+        if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }
+        args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1))))
+        try addStep(p, args, label: node, role: .compute, kind: "convolution")
+    }
+
+    private func innerProduct(_ op: EngineIR.Op, _ spec: InnerProductSpec, node: String, input: [Int], output: [Int]) throws {
+        let rows: Int, k: Int
+        if spec.flatten {
+            (rows, k) = (input.first ?? 1, input.dropFirst().reduce(1, *))
+        } else {
+            (rows, k) = (input.dropLast().reduce(1, *), input.last ?? 1)
+        }
+        let plainInput = try ensure(op.inputs[0], try EngineDNNL.plain(input, node: node))
+        var src = try EngineDNNL.plain([rows, k], node: node)
+        var weights = try EngineDNNL.any([spec.numHidden, k], node: node)
+        var bias = try EngineDNNL.plain([spec.numHidden], node: node)
+        var dst = try EngineDNNL.plain([rows, spec.numHidden], node: node)
+        let hasBias = spec.hasBias
+        let p = try EngineDNNL.primitive(dnnl_inner_product_desc_t(), postOps: op.postOps, node: node, what: "inner product") { d in
+            if hasBias { return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, &bias, &dst) }
+            return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, nil, &dst)
+        }
+        var args: [(Int32, Int)] = [
+            (DNNLArg.src, view(plainInput, src, label: node + " rows")),
+            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: [spec.numHidden, k],
+                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
+        ]
+        if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }
+        let out = try destination(op, try EngineDNNL.plain(output, node: node), sources: args.map(\.1))
+        args.append((DNNLArg.dst, view(out, dst, label: node + " rows")))
+        try addStep(p, args, label: node, role: .compute, kind: "inner_product")
+    }
+
+    private func batchNorm(_ op: EngineIR.Op, _ spec: BatchNormSpec, node: String) throws {
+        var md = buffers[try buffer(for: op.inputs[0])].desc
+        let flags = dnnl_use_global_stats.rawValue | dnnl_use_scale.rawValue | dnnl_use_shift.rawValue
+        let p = try EngineDNNL.primitive(dnnl_batch_normalization_desc_t(), node: node, what: "batch normalization") { d in
+            dnnl_batch_normalization_forward_desc_init(d, dnnl_forward_inference, &md, Float(spec.eps), flags)
+        }
+        let stats = op.inputs.dropFirst().map { ir.values[$0].constant?.floats() ?? [] }
+        let channels = Int(md.ndims) >= 2 ? Int(md.dims.1) : 0
+        guard stats.allSatisfy({ $0.count == channels }) else {
+            throw EngineError.invalidIR(pass: "lowering", reason: "the statistics of \(node) do not have one entry per channel (\(channels))")
+        }
+        let gamma = spec.fixGamma ? [Float](repeating: 1, count: channels) : stats[0]
+        let src = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
+        let args: [(Int32, Int)] = [
+            (DNNLArg.src, src),
+            (DNNLArg.scale, try ownedVector(gamma, label: node + " scale")),
+            (DNNLArg.shift, try ownedVector(stats[1], label: node + " shift")),
+            (DNNLArg.mean, try ownedVector(stats[2], label: node + " mean")),
+            (DNNLArg.variance, try ownedVector(stats[3], label: node + " variance")),
+            (DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))),
+        ]
+        try addStep(p, args, label: node, role: .compute, kind: "batch_norm")
+    }
+
+    private func pooling(_ op: EngineIR.Op, _ spec: PoolingSpec, node: String, input: [Int], output: [Int]) throws {
+        guard input.count == 4 else {
+            throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "data of shape \(Shape(input)) is not 4-D")
+        }
+        let g: PoolingGeometry
+        switch spec.geometry(input: Array(input[2...])) {
+        case let .success(geometry): g = geometry
+        case let .failure(refusal): throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: refusal.reason)
+        }
+        var src = buffers[try buffer(for: op.inputs[0])].desc
+        var dst = try EngineDNNL.any(Array(input[..<2]) + g.output, node: node)
+        let algorithm: dnnl_alg_kind_t
+        switch spec.algorithm {
+        case .max: algorithm = dnnl_pooling_max
+        case .avgIncludePad: algorithm = dnnl_pooling_avg_include_padding
+        case .avgExcludePad: algorithm = dnnl_pooling_avg_exclude_padding
+        }
+        let strides = EngineDNNL.int64s(g.stride), kernel = EngineDNNL.int64s(g.kernel)
+        let before = EngineDNNL.int64s(g.padBefore), after = EngineDNNL.int64s(g.padAfter), dilation: [Int64] = [0, 0]
+        let p = try EngineDNNL.primitive(dnnl_pooling_v2_desc_t(), node: node, what: "pooling") { d in
+            dnnl_pooling_v2_forward_desc_init(d, dnnl_forward_inference, algorithm, &src, &dst, strides, kernel, dilation, before, after)
+        }
+        let source = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
+        let target = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+        try addStep(p, [(DNNLArg.src, source), (DNNLArg.dst, target)], label: node, role: .compute, kind: op.lowering.summary)
+    }
+
+    private func concat(_ op: EngineIR.Op, axis: Int, node: String) throws {
+        let sources = try op.inputs.map { try buffer(for: $0) }
+        let descs = sources.map { buffers[$0].desc }
+        let attr = try EngineDNNL.attributes(node: node)
+        defer { dnnl_primitive_attr_destroy(attr) }
+        var pd: dnnl_primitive_desc_t?
+        let engine = try EngineDNNL.engine(node: node)
+        try descs.withUnsafeBufferPointer { d in
+            try EngineDNNL.check(dnnl_concat_primitive_desc_create(&pd, nil, Int32(descs.count), Int32(axis), d.baseAddress, attr, engine),
+                                 "dnnl_concat_primitive_desc_create", node: node)
+        }
+        guard let pd else { throw EngineError.dnnl(call: "dnnl_concat_primitive_desc_create", status: 5, node: node) }
+        let p = try EngineDNNL.wrap(node) { try DNNLPrimitive(primitiveDesc: pd, node: node, what: "concat") }
+        var args = sources.enumerated().map { (DNNLArg.multipleSource($0.offset), $0.element) }
+        args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))))
+        try addStep(p, args, label: node, role: .compute, kind: op.lowering.summary)
+    }
+}

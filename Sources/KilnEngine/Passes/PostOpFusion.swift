@@ -1,0 +1,76 @@
+import KilnCore
+import KilnGraph
+
+// Post-op fusion: elementwise work after a conv or FC runs inside its primitive as oneDNN post-ops,
+// while the result is still in registers, instead of as separate passes over memory.
+//
+// - an op lowered as `eltwise` (Activation, LeakyReLU) whose input a conv or FC alone reads becomes an
+//   `eltwise` post-op;
+// - an `add` one of whose operands a conv or FC without post-ops alone reads becomes a `sum` post-op:
+//   the conv's destination starts as the other operand and the conv adds onto it. The fused op
+//   moves to the add's place, where both operands exist.
+//
+// ```
+// before:  x ──> conv1 ──> add ──> relu ──> y          after:  x ──> conv1 [sum(s), eltwise(relu)] ──> y
+//          s ──────────────┘                                    s ───────┘
+// ```
+//
+// The conv's bias is already fused (its bias input); BatchNorm folding runs first, so ResNet's
+// conv-bn-add-relu becomes one primitive.
+
+/// Fuses eltwise ops and residual adds into the conv or FC before them.
+public struct PostOpFusion: EnginePass {
+    public init() {}
+    public var name: String { "post-op fusion" }
+
+    public func apply(to ir: inout EngineIR) throws -> Int {
+        var fused = 0
+        var i = 0
+        while i < ir.ops.count {
+            let op = ir.ops[i]
+            switch op.lowering {
+            case let .eltwise(spec):
+                if let p = fusableProducer(ir, value: op.inputs[0], allowPostOps: true) {
+                    ir.ops[p].postOps.append(.eltwise(spec))     // f(conv(x)) -> conv(x) [eltwise f]
+                    ir.ops[p].output = op.output
+                    ir.ops[p].fused.append(op.name)
+                    ir.ops.remove(at: i)
+                    fused += 1
+                    continue
+                }
+            case .add:
+                // Prefer the operand computed last: the other one is then ready, whichever it is.
+                let candidates = op.inputs.indices.compactMap { k -> (k: Int, p: Int)? in
+                    guard op.inputs[0] != op.inputs[1],
+                          let p = fusableProducer(ir, value: op.inputs[k], allowPostOps: false) else { return nil }
+                    return (k, p)
+                }
+                if let (k, p) = candidates.max(by: { $0.p < $1.p }) {
+                    var conv = ir.ops[p]
+                    conv.postOps.append(.sum(op.inputs[1 - k]))   // conv(x) + s -> conv(x) [sum s]
+                    conv.output = op.output
+                    conv.fused.append(op.name)
+                    ir.ops[i] = conv
+                    ir.ops.remove(at: p)
+                    fused += 1
+                    continue
+                }
+            default:
+                break
+            }
+            i += 1
+        }
+        return fused
+    }
+
+    /// The index of the op writing `value` if post-ops can be appended to it: a complex op whose
+    /// primitive takes post-ops, `value` read once and not a group output, and (for a `sum`) no
+    /// post-ops yet, since the sum must come before any eltwise.
+    func fusableProducer(_ ir: EngineIR, value: Int, allowPostOps: Bool) -> Int? {
+        guard let p = ir.producer(of: value) else { return nil }
+        let op = ir.ops[p]
+        guard op.fusion == .complex, op.lowering.acceptsPostOps, ir.useCount(of: value) == 1,
+              allowPostOps || op.postOps.isEmpty else { return nil }
+        return p
+    }
+}

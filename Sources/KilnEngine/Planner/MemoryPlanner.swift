@@ -1,0 +1,61 @@
+import KilnCore
+
+// The memory planner: every intermediate buffer (and every primitive's scratchpad) gets an offset
+// in one arena, allocated once at compile. A buffer lives from the first step that touches it to the
+// last; two buffers may share bytes when their lifetimes do not overlap. Placement is greedy by size
+// (largest first, each at the lowest offset free for its whole lifetime), as TFLite's arena planner.
+//
+// ```
+// step:      0    1    2    3    4
+// a (4 KiB)  [====]                      offsets:  a 0      c 0      (a and c never live together)
+// b (2 KiB)       [=========]                      b 4 KiB
+// c (4 KiB)                 [====]       arena 6 KiB instead of 10 KiB
+// ```
+
+/// One buffer to place: its size and the steps during which it lives.
+struct Lifetime: Equatable {
+    let id: Int
+    let bytes: Int
+    let first: Int
+    let last: Int
+
+    func overlaps(_ o: Lifetime) -> Bool { first <= o.last && o.first <= last }
+}
+
+/// Where each buffer lives in the arena.
+struct MemoryPlan: Equatable {
+    /// Offset of each placed buffer, by id.
+    var offsets: [Int: Int]
+    /// Bytes the arena needs.
+    var arenaBytes: Int
+    /// Bytes all placed buffers would take without reuse.
+    var totalBytes: Int
+}
+
+enum MemoryPlanner {
+    static let alignment = 64
+
+    static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    /// Places buffers so that no two with overlapping lifetimes share a byte.
+    static func plan(_ lifetimes: [Lifetime]) -> MemoryPlan {
+        var placed: [(Lifetime, Int)] = []
+        var offsets: [Int: Int] = [:]
+        var arena = 0
+        let order = lifetimes.sorted { ($0.bytes, $1.first, $1.id) > ($1.bytes, $0.first, $0.id) }
+        for item in order {
+            let size = align(max(item.bytes, 1))
+            // Busy ranges during this buffer's life, by offset; take the first gap that fits.
+            let busy = placed.filter { $0.0.overlaps(item) }.map { ($0.1, align(max($0.0.bytes, 1))) }.sorted { $0.0 < $1.0 }
+            var offset = 0
+            for (start, length) in busy {
+                if offset + size <= start { break }
+                offset = max(offset, start + length)
+            }
+            placed.append((item, offset))
+            offsets[item.id] = offset
+            arena = max(arena, offset + size)
+        }
+        return MemoryPlan(offsets: offsets, arenaBytes: arena, totalBytes: lifetimes.reduce(0) { $0 + align(max($1.bytes, 1)) })
+    }
+}

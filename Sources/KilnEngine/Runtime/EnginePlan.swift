@@ -1,0 +1,202 @@
+import CDNNL
+import KilnCore
+import KilnGraph
+import KilnRuntime
+
+// A compiled group: the primitives in order, their memory objects bound once to the arena and to
+// the packed weights, and the few that point at the caller's arrays (inputs and outputs), which
+// `run` re-points before executing. Nothing is allocated per op at run time.
+//
+// ```
+// run(inputs):  bind input arrays ─> execute step 0 ... step n (one stream) ─> outputs (plain)
+//               arena: [ conv0 out | pool0 out | ... reused by liveness ... ]
+// ```
+
+/// What compiling a group did, for reports, verbose output and tests.
+public struct EngineReport: Sendable, CustomStringConvertible {
+    /// One primitive executed by the plan.
+    public struct Primitive: Sendable {
+        /// Node names merged into it (`conv0+bn0+relu0`), or what a reorder moves.
+        public let label: String
+        /// What it was lowered as (`convolution`, `eltwise(relu)`, `reorder`).
+        public let kind: String
+        /// oneDNN's implementation (`brg:avx512_core`, `jit:uni`, `ref:any`).
+        public let implementation: String
+        /// Layout of its destination (`plain`, `blocked 16b`).
+        public let destinationLayout: String
+        /// Whether it is a reorder at the group's border (inputs in, outputs out).
+        public let isBorderReorder: Bool
+    }
+
+    /// How the plan was obtained.
+    public enum CacheOutcome: Sendable, Equatable {
+        /// No cache directory was given.
+        case disabled
+        /// Not in the cache: compiled and stored.
+        case miss
+        /// Loaded from the cache (passes skipped).
+        case hit
+        /// An entry existed but could not be used (the reason); compiled and stored again.
+        case rebuilt(String)
+    }
+
+    /// Op nodes in the group as given, and ops after the passes.
+    public var graphOps = 0
+    public var optimizedOps = 0
+    public var passes: [PassRecord] = []
+    public var primitives: [Primitive] = []
+    /// Bytes of the arena holding every intermediate and scratchpad, reused by liveness.
+    public var arenaBytes = 0
+    /// Bytes those buffers would take if none were reused.
+    public var intermediateBytes = 0
+    /// Bytes of weights and other constants the plan holds (in their chosen layouts).
+    public var constantBytes = 0
+    public var cache: CacheOutcome = .disabled
+    /// The cache key (hex SHA-256) when a cache directory was given.
+    public var cacheKey: String?
+    /// Seconds spent: building the IR and running the passes (or loading the cache entry), lowering
+    /// and planning, and in all.
+    public var optimizeSeconds = 0.0
+    public var lowerSeconds = 0.0
+    public var totalSeconds = 0.0
+
+    /// Reorders inside the group (between ops), as opposed to at its borders.
+    public var innerReorders: Int { primitives.filter { $0.kind == "reorder" && !$0.isBorderReorder }.count }
+    public var borderReorders: Int { primitives.filter { $0.kind == "reorder" && $0.isBorderReorder }.count }
+
+    public var description: String {
+        var lines = [
+            "cpu engine: \(graphOps) ops -> \(optimizedOps) after passes -> \(primitives.count) primitives (\(borderReorders) border reorders, \(innerReorders) inner)",
+            "  arena \(arenaBytes) bytes for \(intermediateBytes) bytes of intermediates; constants \(constantBytes) bytes",
+            "  cache \(cache)\(cacheKey.map { " key \($0.prefix(16))" } ?? ""); optimize \(ms(optimizeSeconds)), lower \(ms(lowerSeconds)), total \(ms(totalSeconds))",
+        ]
+        lines += passes.map { "  pass \($0)" }
+        lines += primitives.map { "  \($0.kind) \($0.label) [\($0.implementation)] -> \($0.destinationLayout)" }
+        return lines.joined(separator: "\n")
+    }
+
+    private func ms(_ s: Double) -> String { String(Int((s * 1000).rounded())) + " ms" }
+}
+
+/// A group compiled by the cpu engine for fixed shapes (see ``CPUEngine``).
+///
+/// Not safe to run from two threads at once (it owns one arena), like the framework's plans.
+public final class EnginePlan: CompiledGraph {
+    /// The optimized IR the plan was lowered from.
+    public let ir: EngineIR
+    public private(set) var report: EngineReport
+    let stream: DNNLStream
+    let primitives: [DNNLPrimitive]
+    /// `dnnl_exec_arg_t` arrays, one per step, built once.
+    var arguments: [[dnnl_exec_arg_t]]
+    let memories: [Int: DNNLMemory]
+    let owned: [OwnedBytes]
+    let arena: OwnedBytes
+    /// Group inputs by name with their shape and the memory objects reading them.
+    let inputBindings: [(name: String, shape: Shape, memories: [DNNLMemory])]
+    let outputBindings: [[DNNLMemory]]
+    var boundInputs: [NDArray]
+    var outputs: [NDArray]
+
+    init(ir: EngineIR, report: EngineReport) throws {
+        self.ir = ir
+        let stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
+        self.stream = stream
+        let lowerer = Lowerer(ir: ir, stream: stream)
+        try lowerer.lower()
+        let buffers = lowerer.buffers, steps = lowerer.steps
+
+        // Lifetimes of arena buffers and scratchpads, by the steps touching them (views count for their root).
+        var first: [Int: Int] = [:], last: [Int: Int] = [:]
+        for (s, step) in steps.enumerated() {
+            for (_, b) in step.args {
+                let r = lowerer.root(b)
+                switch buffers[r].kind {
+                case .arena, .scratch:
+                    first[r] = min(first[r] ?? s, s)
+                    last[r] = max(last[r] ?? s, s)
+                default: break
+                }
+            }
+        }
+        let lifetimes = first.keys.sorted().map { Lifetime(id: $0, bytes: buffers[$0].bytes, first: first[$0] ?? 0, last: last[$0] ?? 0) }
+        let plan = MemoryPlanner.plan(lifetimes)
+        arena = OwnedBytes(count: plan.arenaBytes)
+        owned = lowerer.owned
+
+        var memories: [Int: DNNLMemory] = [:]
+        var inputs: [String: [DNNLMemory]] = [:], outputs: [Int: [DNNLMemory]] = [:]
+        let placeholder = arena.pointer
+        for step in steps {
+            for (_, b) in step.args where memories[b] == nil {
+                let r = lowerer.root(b)
+                let pointer: UnsafeMutableRawPointer
+                switch buffers[r].kind {
+                case .arena, .scratch: pointer = arena.pointer + (plan.offsets[r] ?? 0)
+                case let .owned(k): pointer = owned[k].pointer
+                case .input, .output, .view: pointer = placeholder
+                }
+                let m = try EngineDNNL.wrap(buffers[b].label) { try DNNLMemory(buffers[b].desc, pointer: pointer, node: buffers[b].label) }
+                memories[b] = m
+                if case let .input(name) = buffers[r].kind { inputs[name, default: []].append(m) }
+                if case let .output(k) = buffers[r].kind { outputs[k, default: []].append(m) }
+            }
+        }
+        self.memories = memories
+        primitives = steps.map(\.primitive)
+        arguments = steps.map { step in step.args.compactMap { a in memories[a.1].map { dnnl_exec_arg_t(arg: a.0, memory: $0.handle) } } }
+        let names = ir.usedInputs
+        inputBindings = names.compactMap { name in
+            guard let v = ir.values.firstIndex(where: { $0.inputName == name }) else { return nil }
+            return (name, ir.values[v].shape, inputs[name] ?? [])
+        }
+        boundInputs = inputBindings.map { NDArray(zeros: $0.shape) }
+        outputBindings = ir.outputs.indices.map { outputs[$0] ?? [] }
+        self.outputs = ir.outputs.map { NDArray(zeros: ir.values[$0].shape) }
+
+        var r = report
+        r.optimizedOps = ir.ops.count
+        r.arenaBytes = plan.arenaBytes
+        r.intermediateBytes = plan.totalBytes
+        r.constantBytes = owned.reduce(0) { $0 + $1.count }
+        r.primitives = steps.map { step in
+            let dst = step.args.first { $0.0 == DNNLArg.dst || $0.0 == DNNLArg.to }.map { EngineDNNL.layoutName(buffers[$0.1].desc) } ?? "?"
+            return EngineReport.Primitive(label: step.label, kind: step.kind, implementation: EngineDNNL.implementation(step.primitive),
+                                          destinationLayout: dst, isBorderReorder: step.role == .borderReorder)
+        }
+        self.report = r
+    }
+
+    func setReport(_ update: (inout EngineReport) -> Void) { update(&report) }
+
+    /// Names of the inputs `run` needs.
+    public var inputNames: [String] { inputBindings.map(\.name) }
+
+    public func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
+        guard !isTrain else { throw EngineError.trainingNotSupported }
+        for (k, binding) in inputBindings.enumerated() {
+            guard let a = inputs[binding.name] else { throw EngineError.missingInput(name: binding.name, known: inputNames) }
+            guard a.shape == binding.shape else { throw EngineError.inputShape(name: binding.name, expected: binding.shape, actual: a.shape) }
+            guard a.dtype == .float32 else { throw EngineError.inputType(name: binding.name, expected: .float32, actual: a.dtype) }
+            // The array is kept in `boundInputs` until the next run, so its buffer outlives the execution.
+            boundInputs[k] = a
+            let pointer = a.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) } ?? arena.pointer
+            for m in binding.memories { try check(dnnl_memory_set_data_handle(m.handle, pointer), "dnnl_memory_set_data_handle", binding.name) }
+        }
+        for k in outputBindings.indices {
+            // Copies the output first only if the caller still holds the previous run's array.
+            let pointer = outputs[k].withUnsafeMutableBytes { $0.baseAddress } ?? arena.pointer
+            for m in outputBindings[k] { try check(dnnl_memory_set_data_handle(m.handle, pointer), "dnnl_memory_set_data_handle", "output \(k)") }
+        }
+        for s in primitives.indices {
+            let status = arguments[s].withUnsafeBufferPointer { dnnl_primitive_execute(primitives[s].handle, stream.handle, Int32($0.count), $0.baseAddress) }
+            try check(status, "dnnl_primitive_execute", primitives[s].node)
+        }
+        try check(dnnl_stream_wait(stream.handle), "dnnl_stream_wait", "plan")
+        return outputs
+    }
+
+    private func check(_ status: dnnl_status_t, _ call: String, _ node: String) throws {
+        if status != dnnl_success { throw EngineError.dnnl(call: call, status: Int(status.rawValue), node: node) }
+    }
+}
