@@ -41,6 +41,8 @@ let package = Package(
         .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
         .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph"]),
+        // The cpu engine's benchmark: engine vs framework images/s, compile and cache timings.
+        .executableTarget(name: "EngineBench", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,17 +15,23 @@ import KilnRuntime
 /// Compiling builds the engine's IR (checking every node against the capability table), runs the
 /// passes (identity removal, constant folding, BatchNorm folding, post-op fusion, dead ops), creates
 /// the primitives with the layouts oneDNN prefers, reorders the weights once and plans one arena for
-/// the intermediates. With a cache directory the optimized IR is stored on disk, keyed by the graph,
-/// shapes, dtypes, weights, options, CPU and oneDNN version, and a later compile of the same group
-/// loads it instead of running the passes.
+/// the intermediates.
 ///
-/// Shapes are fixed at compile: another batch size is another compile (and another cache entry); see
+/// Compiled plans are cached under a key hashing the graph, shapes, dtypes, weights, options, CPU and
+/// oneDNN version: in this process (primitives and packed weights shared, nothing compiled again) and,
+/// with a cache directory, on disk (the optimized IR and folded weights; a later process skips the
+/// passes but oneDNN 2.6 must generate its kernels again).
+///
+/// Shapes are fixed at compile: another batch size is another compile and another cache entry; see
 /// docs/ENGINE.md for what that costs.
 public struct CPUEngine: Backend {
     public let options: EngineOptions
+    /// Whether compiled plans are shared through the process's plan cache.
+    public let usesProcessCache: Bool
 
-    public init(options: EngineOptions = EngineOptions()) {
+    public init(options: EngineOptions = EngineOptions(), usesProcessCache: Bool = true) {
         self.options = options
+        self.usesProcessCache = usesProcessCache
     }
 
     public var name: String { "cpu" }
@@ -50,16 +56,21 @@ public struct CPUEngine: Backend {
         let start = clock.now
         var report = EngineReport()
         report.graphOps = graph.nodes.filter { !$0.isVariable }.count
+        let key = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options)
+        report.cacheKey = SHA256.hex(key)
+        if usesProcessCache, let core = MemoryPlanCache.shared.core(for: key) {
+            var r = core.report
+            r.cache = .memoryHit
+            r.cacheKey = report.cacheKey
+            r.passes = []
+            return try finish(EnginePlan(core: core, report: r), start: start, optimized: clock.now, clock: clock)
+        }
         var optimized: EngineIR?
-        var key: [UInt8]?
         if let directory = options.cacheDirectory {
-            let k = try CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options)
-            key = k
-            report.cacheKey = SHA256.hex(k)
-            switch PlanCache.load(directory: directory, key: k) {
+            switch PlanCache.load(directory: directory, key: key) {
             case let .hit(ir):
                 optimized = ir
-                report.cache = .hit
+                report.cache = .diskHit
             case .missing:
                 report.cache = .miss
             case let .unusable(reason):
@@ -73,7 +84,7 @@ public struct CPUEngine: Backend {
             var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants)
             report.passes = try EnginePipeline.run(&built)
             ir = built.compacted()
-            if let directory = options.cacheDirectory, let key {
+            if let directory = options.cacheDirectory {
                 do {
                     try PlanCache.store(ir, directory: directory, key: key)
                 } catch {
@@ -84,15 +95,25 @@ public struct CPUEngine: Backend {
         }
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)
-        let plan = try EnginePlan(ir: ir, report: report)
+        let core = try CompiledCore(ir: ir, report: report)
+        if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
+        return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: optimizedAt, clock: clock)
+    }
+
+    private func finish(_ plan: EnginePlan, start: ContinuousClock.Instant, optimized: ContinuousClock.Instant,
+                        clock: ContinuousClock) throws -> EnginePlan {
         let end = clock.now
         plan.setReport {
-            $0.lowerSeconds = Self.seconds(end - optimizedAt)
+            $0.optimizeSeconds = Self.seconds(optimized - start)
+            $0.lowerSeconds = Self.seconds(end - optimized)
             $0.totalSeconds = Self.seconds(end - start)
         }
         if options.verbose { FileHandle.standardError.write(Data((plan.report.description + "\n").utf8)) }
         return plan
     }
+
+    /// Empties the process's plan cache (plans already made keep their primitives).
+    public static func clearProcessCache() { MemoryPlanCache.shared.removeAll() }
 
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18

@@ -6,29 +6,38 @@ import KilnGraph
 // The engine cache's key: SHA-256 of everything that decides what a compiled plan holds.
 //
 // ```
-// key = SHA-256( format version | subgraph symbol JSON | each variable's name, shape, dtype
-//                | the bytes of each constant (weights) | compile options | CPU features | oneDNN version )
+// key = SHA-256( format version | each node: op, name, sorted attributes, inputs | heads
+//                | each variable: name, shape, dtype, and for a constant the Hash128 of its bytes
+//                | compile options | CPU features | oneDNN version )
 // ```
 //
 // Weights are part of the key because the plan stores them folded: the same graph with other
-// weights must not load a plan made for the old ones.
+// weights must not load a plan made for the old ones. They enter through their fast 128-bit
+// digests (Hash128.swift), so keying a ResNet costs about a millisecond.
 
 enum CacheKey {
     /// The key of a group compiled with these shapes, types, constants and options, as 32 bytes.
     static func compute(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray],
-                        options: EngineOptions) throws -> [UInt8] {
+                        options: EngineOptions) -> [UInt8] {
         var h = SHA256()
         h.update("kiln-engine-plan format \(PlanFile.formatVersion)\n")
-        h.update(try graph.symbol.jsonString())
-        for (i, n) in graph.nodes.enumerated() where n.isVariable {
-            let shape = shapes.nodeOutputs[i][0], type = types.nodeOutputs[i][0]
-            h.update("\nvariable \(n.name) \(shape.dims) \(type)")
-            if let c = constants[n.name] {
-                h.update(" constant \(c.shape.dims) \(c.dtype) ")
-                c.withUnsafeBytes { h.update($0) }
+        for (i, n) in graph.nodes.enumerated() {
+            var line = "node \(i) \(n.op) \(n.name.utf8.count):\(n.name)"
+            for k in n.attributes.values.keys.sorted() {
+                let v = n.attributes.values[k] ?? ""
+                line += " \(k.utf8.count):\(k)=\(v.utf8.count):\(v)"
             }
+            line += " <- " + n.inputs.map { "\($0.node).\($0.index)" }.joined(separator: ",")
+            if n.isVariable {
+                line += " shape \(shapes.nodeOutputs[i][0].dims) \(types.nodeOutputs[i][0])"
+                if let c = constants[n.name] {
+                    line += " constant \(c.shape.dims) \(c.dtype) " + SHA256.hex(c.withUnsafeBytes { Hash128.hash($0) })
+                }
+            }
+            h.update(line + "\n")
         }
-        h.update("\noptions \(options.compiledForm)\ncpu \(cpuFeatures)\nonednn \(oneDNNVersion)\n")
+        h.update("heads " + graph.heads.map { "\($0.node).\($0.index)" }.joined(separator: ",") + "\n")
+        h.update("options \(options.compiledForm)\ncpu \(cpuFeatures)\nonednn \(oneDNNVersion)\n")
         return h.digest
     }
 

@@ -14,9 +14,9 @@ import KilnGraph
 // 12      32    key (SHA-256 of graph, shapes, dtypes, weights, options, CPU features, oneDNN version)
 // 44      8     JSON length J (UInt64)
 // 52      8     constants length B (UInt64)
-// 60      32    checksum: SHA-256 of the J + B bytes that follow
-// 92      J     the IR as JSON (values, ops with their lowering kinds, outputs, constant slices)
-// 92+J    B     constants: float32, little-endian, back to back
+// 60      16    checksum: Hash128 of the J + B bytes that follow
+// 76      J     the IR as JSON (values, ops with their lowering kinds, outputs, constant slices)
+// 76+J    B     constants: float32, little-endian, back to back
 // ```
 //
 // Nothing in a file is trusted: a wrong magic, version or key, a length that does not match the
@@ -26,7 +26,7 @@ import KilnGraph
 enum PlanFile {
     static let magic: [UInt8] = Array("KILNPLAN".utf8)
     static let formatVersion: UInt32 = 1
-    static let headerSize = 92
+    static let headerSize = 76
 
     struct StoredValue: Codable {
         var shape: [Int]
@@ -92,12 +92,9 @@ enum PlanFile {
         out += key
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out += $0 }
         withUnsafeBytes(of: UInt64(blob.count).littleEndian) { out += $0 }
-        var h = SHA256()
-        h.update(json)
-        h.update(blob)
-        out += h.digest
-        out += json
-        out += blob
+        let payload = json + blob
+        out += payload.withUnsafeBytes { Hash128.hash($0) }
+        out += payload
         return out
     }
 
@@ -121,7 +118,7 @@ enum PlanFile {
                 throw Refusal(reason: "its lengths (\(jsonLength) + \(blobLength) bytes) do not match its size of \(raw.count) bytes (truncated or extended)")
             }
             let payload = UnsafeRawBufferPointer(rebasing: raw[headerSize...])
-            guard SHA256.hash(payload) == Array(raw[60..<92]) else { throw Refusal(reason: "its checksum does not match its contents") }
+            guard Hash128.hash(payload) == Array(raw[60..<76]) else { throw Refusal(reason: "its checksum does not match its contents") }
             let json = Data(UnsafeRawBufferPointer(rebasing: raw[headerSize..<(headerSize + Int(jsonLength))]))
             let blob = UnsafeRawBufferPointer(rebasing: raw[(headerSize + Int(jsonLength))...])
             let stored: Stored
@@ -132,18 +129,35 @@ enum PlanFile {
         }
     }
 
+    /// The element count of `dims`, or nil when a dimension is negative or the count exceeds 2^40.
+    static func elementCount(_ dims: [Int]) -> Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (m, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, m <= 1 << 40 else { return nil }
+            n = m
+        }
+        return n
+    }
+
     private static func rebuild(_ s: Stored, blob: UnsafeRawBufferPointer) throws -> EngineIR {
         var arrays: [NDArray] = []
         for (k, c) in s.constants.enumerated() {
             guard c.shape.allSatisfy({ $0 >= 0 }), c.offset >= 0, c.bytes >= 0, c.offset <= blob.count, c.bytes <= blob.count - c.offset else {
                 throw Refusal(reason: "constant \(k) lies outside the constants section")
             }
-            let array = try NDArray(shape: Shape(c.shape), dtype: .float32,
-                                    bytes: UnsafeRawBufferPointer(rebasing: blob[c.offset..<(c.offset + c.bytes)]))
+            let shape = Shape(c.shape)
+            guard elementCount(c.shape).map({ $0 * 4 }) == c.bytes else { throw Refusal(reason: "constant \(k) has \(c.bytes) bytes for shape \(shape)") }
+            var array = NDArray(zeros: shape)
+            array.withUnsafeMutableBytes { dst in
+                if let d = dst.baseAddress, let s = blob.baseAddress { d.copyMemory(from: s + c.offset, byteCount: c.bytes) }
+            }
             arrays.append(array)
         }
         var values: [EngineIR.Value] = []
         for v in s.values {
+            guard elementCount(v.shape) != nil else { throw Refusal(reason: "value \(v.name) has an impossible shape \(v.shape)") }
             let origin: EngineIR.Origin
             if let name = v.input { origin = .input(name) } else if let k = v.constant {
                 guard k >= 0 && k < arrays.count, arrays[k].shape.dims == v.shape else { throw Refusal(reason: "value \(v.name) names a missing constant") }

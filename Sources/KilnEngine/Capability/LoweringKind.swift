@@ -64,6 +64,11 @@ public struct ConvolutionSpec: Codable, Equatable, Sendable {
     public var groups: Int
     public var numFilter: Int
     public var hasBias: Bool
+
+    public init(kernel: [Int], stride: [Int], pad: [Int], dilate: [Int], groups: Int, numFilter: Int, hasBias: Bool) {
+        (self.kernel, self.stride, self.pad, self.dilate) = (kernel, stride, pad, dilate)
+        (self.groups, self.numFilter, self.hasBias) = (groups, numFilter, hasBias)
+    }
 }
 
 public struct InnerProductSpec: Codable, Equatable, Sendable {
@@ -71,12 +76,20 @@ public struct InnerProductSpec: Codable, Equatable, Sendable {
     public var hasBias: Bool
     /// MXNet's `flatten`: all axes after the first are one (else only the last axis is transformed).
     public var flatten: Bool
+
+    public init(numHidden: Int, hasBias: Bool, flatten: Bool) {
+        (self.numHidden, self.hasBias, self.flatten) = (numHidden, hasBias, flatten)
+    }
 }
 
 public struct BatchNormSpec: Codable, Equatable, Sendable {
     public var eps: Double
     /// Gamma is read as 1 whatever its value.
     public var fixGamma: Bool
+
+    public init(eps: Double, fixGamma: Bool) {
+        (self.eps, self.fixGamma) = (eps, fixGamma)
+    }
 }
 
 /// An elementwise function oneDNN computes, with its two parameters.
@@ -100,6 +113,10 @@ public struct EltwiseSpec: Codable, Equatable, Sendable {
     /// relu: the negative slope; elu: the scale of the negative part.
     public var alpha: Float = 0
     public var beta: Float = 0
+
+    public init(algorithm: Algorithm, alpha: Float = 0, beta: Float = 0) {
+        (self.algorithm, self.alpha, self.beta) = (algorithm, alpha, beta)
+    }
 }
 
 /// A pooling node's attributes; its geometry follows from the input shape (``geometry(input:)``).
@@ -115,6 +132,10 @@ public struct PoolingSpec: Codable, Equatable, Sendable {
     public var pad: [Int]
     /// MXNet's `pooling_convention=full` (ceil) rather than `valid` (floor).
     public var ceilMode: Bool
+
+    public init(algorithm: Algorithm, globalPool: Bool, kernel: [Int], stride: [Int], pad: [Int], ceilMode: Bool) {
+        (self.algorithm, self.globalPool, self.kernel, self.stride, self.pad, self.ceilMode) = (algorithm, globalPool, kernel, stride, pad, ceilMode)
+    }
 
     /// Window, strides and padding before and after along each spatial axis for an input of spatial
     /// size `input`, as oneDNN takes them; or the reason oneDNN would not compute MXNet's result.

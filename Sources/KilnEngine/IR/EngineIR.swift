@@ -30,6 +30,10 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         public var name: String
         public var origin: Origin
 
+        public init(shape: Shape, name: String, origin: Origin) {
+            (self.shape, self.name, self.origin) = (shape, name, origin)
+        }
+
         public var isConstant: Bool { if case .constant = origin { return true } else { return false } }
         public var constant: NDArray? { if case let .constant(a) = origin { return a } else { return nil } }
         public var inputName: String? { if case let .input(n) = origin { return n } else { return nil } }
@@ -61,6 +65,12 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         public var postOps: [PostOp] = []
         /// Names of nodes merged into this op by passes.
         public var fused: [String] = []
+
+        public init(name: String, op: String, attributes: Attributes, fusion: FusionKind, weightInputs: [Int], lowering: LoweringKind,
+                    inputs: [Int], output: Int, postOps: [PostOp] = [], fused: [String] = []) {
+            (self.name, self.op, self.attributes, self.fusion, self.weightInputs) = (name, op, attributes, fusion, weightInputs)
+            (self.lowering, self.inputs, self.output, self.postOps, self.fused) = (lowering, inputs, output, postOps, fused)
+        }
 
         /// Every value the op reads: its inputs and its `sum` post-op's operand.
         public var reads: [Int] {

@@ -123,12 +123,9 @@ enum EngineDNNL {
         var blocking = md.format_desc.blocking
         let strides = withUnsafeBytes(of: &blocking.strides) { raw in (0..<rank).map { raw.load(fromByteOffset: $0 * 8, as: Int64.self) } }
         let dims = withUnsafeBytes(of: &m.dims) { raw in (0..<rank).map { raw.load(fromByteOffset: $0 * 8, as: Int64.self) } }
-        // Axes of size 1 go where plain order puts them, so (N, C, 1, 1) in any order reads as plain.
-        let order = (0..<rank).sorted { a, b in
-            let sa = dims[a] == 1 ? Int64.max - Int64(a) : strides[a], sb = dims[b] == 1 ? Int64.max - Int64(b) : strides[b]
-            return sa != sb ? sa > sb : a < b
-        }
-        var name = order == Array(0..<rank) ? "plain" : String(order.map { letters[min($0, letters.count - 1)] })
+        // Axes of size 1 do not change the layout: only the others' order counts.
+        let order = (0..<rank).filter { dims[$0] != 1 }.sorted { a, b in strides[a] != strides[b] ? strides[a] > strides[b] : a < b }
+        var name = order == order.sorted() ? "plain" : String(order.map { letters[min($0, letters.count - 1)] })
         var inner: [String] = []
         withUnsafeBytes(of: &blocking.inner_blks) { blks in
             withUnsafeBytes(of: &blocking.inner_idxs) { idxs in

@@ -30,13 +30,15 @@ public struct EngineReport: Sendable, CustomStringConvertible {
 
     /// How the plan was obtained.
     public enum CacheOutcome: Sendable, Equatable {
-        /// No cache directory was given.
-        case disabled
-        /// Not in the cache: compiled and stored.
+        /// Compiled; no cache directory was given.
+        case compiled
+        /// Not in the disk cache: compiled and stored.
         case miss
-        /// Loaded from the cache (passes skipped).
-        case hit
-        /// An entry existed but could not be used (the reason); compiled and stored again.
+        /// Found in this process's plan cache: primitives and weights shared, nothing compiled.
+        case memoryHit
+        /// Loaded from the disk cache: passes skipped, primitives created again.
+        case diskHit
+        /// A disk entry existed but could not be used (the reason); compiled and stored again.
         case rebuilt(String)
     }
 
@@ -51,9 +53,9 @@ public struct EngineReport: Sendable, CustomStringConvertible {
     public var intermediateBytes = 0
     /// Bytes of weights and other constants the plan holds (in their chosen layouts).
     public var constantBytes = 0
-    public var cache: CacheOutcome = .disabled
-    /// The cache key (hex SHA-256) when a cache directory was given.
-    public var cacheKey: String?
+    public var cache: CacheOutcome = .compiled
+    /// The cache key (hex SHA-256).
+    public var cacheKey = ""
     /// Seconds spent: building the IR and running the passes (or loading the cache entry), lowering
     /// and planning, and in all.
     public var optimizeSeconds = 0.0
@@ -68,7 +70,7 @@ public struct EngineReport: Sendable, CustomStringConvertible {
         var lines = [
             "cpu engine: \(graphOps) ops -> \(optimizedOps) after passes -> \(primitives.count) primitives (\(borderReorders) border reorders, \(innerReorders) inner)",
             "  arena \(arenaBytes) bytes for \(intermediateBytes) bytes of intermediates; constants \(constantBytes) bytes",
-            "  cache \(cache)\(cacheKey.map { " key \($0.prefix(16))" } ?? ""); optimize \(ms(optimizeSeconds)), lower \(ms(lowerSeconds)), total \(ms(totalSeconds))",
+            "  cache \(cache), key \(cacheKey.prefix(16)); optimize \(ms(optimizeSeconds)), lower \(ms(lowerSeconds)), total \(ms(totalSeconds))",
         ]
         lines += passes.map { "  pass \($0)" }
         lines += primitives.map { "  \($0.kind) \($0.label) [\($0.implementation)] -> \($0.destinationLayout)" }
@@ -78,40 +80,34 @@ public struct EngineReport: Sendable, CustomStringConvertible {
     private func ms(_ s: Double) -> String { String(Int((s * 1000).rounded())) + " ms" }
 }
 
-/// A group compiled by the cpu engine for fixed shapes (see ``CPUEngine``).
-///
-/// Not safe to run from two threads at once (it owns one arena), like the framework's plans.
-public final class EnginePlan: CompiledGraph {
-    /// The optimized IR the plan was lowered from.
-    public let ir: EngineIR
-    public private(set) var report: EngineReport
-    let stream: DNNLStream
-    let primitives: [DNNLPrimitive]
-    /// `dnnl_exec_arg_t` arrays, one per step, built once.
-    var arguments: [[dnnl_exec_arg_t]]
-    let memories: [Int: DNNLMemory]
+/// What compiling a group produces and plans share: the optimized IR, the primitives (created once),
+/// the weights in their chosen layouts and the memory plan. A plan made from it owns only its arena,
+/// stream and memory objects, so the process's plan cache can hand one core to several plans.
+final class CompiledCore: @unchecked Sendable {
+    let ir: EngineIR
+    let buffers: [PlannedBuffer]
+    let steps: [PlannedStep]
     let owned: [OwnedBytes]
-    let arena: OwnedBytes
-    /// Group inputs by name with their shape and the memory objects reading them.
-    let inputBindings: [(name: String, shape: Shape, memories: [DNNLMemory])]
-    let outputBindings: [[DNNLMemory]]
-    var boundInputs: [NDArray]
-    var outputs: [NDArray]
+    let memoryPlan: MemoryPlan
+    /// The report's parts that belong to the compiled result (primitives, memory).
+    let report: EngineReport
+    private let roots: [Int]
 
-    init(ir: EngineIR, report: EngineReport) throws {
+    init(ir: EngineIR, report template: EngineReport) throws {
         self.ir = ir
         let stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
-        self.stream = stream
         let lowerer = Lowerer(ir: ir, stream: stream)
         try lowerer.lower()
-        let buffers = lowerer.buffers, steps = lowerer.steps
-
+        buffers = lowerer.buffers
+        steps = lowerer.steps
+        owned = lowerer.owned
+        roots = buffers.indices.map { lowerer.root($0) }
         // Lifetimes of arena buffers and scratchpads, by the steps touching them (views count for their root).
         var first: [Int: Int] = [:], last: [Int: Int] = [:]
-        for (s, step) in steps.enumerated() {
+        for (s, step) in lowerer.steps.enumerated() {
             for (_, b) in step.args {
                 let r = lowerer.root(b)
-                switch buffers[r].kind {
+                switch lowerer.buffers[r].kind {
                 case .arena, .scratch:
                     first[r] = min(first[r] ?? s, s)
                     last[r] = max(last[r] ?? s, s)
@@ -119,52 +115,82 @@ public final class EnginePlan: CompiledGraph {
                 }
             }
         }
-        let lifetimes = first.keys.sorted().map { Lifetime(id: $0, bytes: buffers[$0].bytes, first: first[$0] ?? 0, last: last[$0] ?? 0) }
-        let plan = MemoryPlanner.plan(lifetimes)
-        arena = OwnedBytes(count: plan.arenaBytes)
-        owned = lowerer.owned
+        let sizes = lowerer.buffers.map(\.bytes)
+        memoryPlan = MemoryPlanner.plan(first.keys.sorted().map {
+            Lifetime(id: $0, bytes: sizes[$0], first: first[$0] ?? 0, last: last[$0] ?? 0)
+        })
+        var r = template
+        r.optimizedOps = ir.ops.count
+        r.arenaBytes = memoryPlan.arenaBytes
+        r.intermediateBytes = memoryPlan.totalBytes
+        r.constantBytes = owned.reduce(0) { $0 + $1.count }
+        let planned = lowerer.buffers
+        r.primitives = lowerer.steps.map { step in
+            let dst = step.args.first { $0.0 == DNNLArg.dst || $0.0 == DNNLArg.to }.map { EngineDNNL.layoutName(planned[$0.1].desc) } ?? "?"
+            return EngineReport.Primitive(label: step.label, kind: step.kind, implementation: EngineDNNL.implementation(step.primitive),
+                                          destinationLayout: dst, isBorderReorder: step.role == .borderReorder)
+        }
+        report = r
+    }
 
+    func root(_ b: Int) -> Int { roots[b] }
+}
+
+/// A group compiled by the cpu engine for fixed shapes (see ``CPUEngine``).
+///
+/// Not safe to run from two threads at once (it owns one arena), like the framework's plans; two
+/// plans of the same group may run concurrently.
+public final class EnginePlan: CompiledGraph {
+    let core: CompiledCore
+    public private(set) var report: EngineReport
+    let stream: DNNLStream
+    /// `dnnl_exec_arg_t` arrays, one per step, built once.
+    let arguments: [[dnnl_exec_arg_t]]
+    let memories: [Int: DNNLMemory]
+    let arena: OwnedBytes
+    /// Group inputs by name with their shape and the memory objects reading them.
+    let inputBindings: [(name: String, shape: Shape, memories: [DNNLMemory])]
+    let outputBindings: [[DNNLMemory]]
+    var boundInputs: [NDArray]
+    var outputs: [NDArray]
+
+    /// The optimized IR the plan was lowered from.
+    public var ir: EngineIR { core.ir }
+
+    init(core: CompiledCore, report: EngineReport) throws {
+        self.core = core
+        self.report = report
+        stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
+        let plan = core.memoryPlan
+        arena = OwnedBytes(count: plan.arenaBytes)
         var memories: [Int: DNNLMemory] = [:]
         var inputs: [String: [DNNLMemory]] = [:], outputs: [Int: [DNNLMemory]] = [:]
-        let placeholder = arena.pointer
-        for step in steps {
+        for step in core.steps {
             for (_, b) in step.args where memories[b] == nil {
-                let r = lowerer.root(b)
+                let r = core.root(b)
+                let buffer = core.buffers[b]
                 let pointer: UnsafeMutableRawPointer
-                switch buffers[r].kind {
+                switch core.buffers[r].kind {
                 case .arena, .scratch: pointer = arena.pointer + (plan.offsets[r] ?? 0)
-                case let .owned(k): pointer = owned[k].pointer
-                case .input, .output, .view: pointer = placeholder
+                case let .owned(k): pointer = core.owned[k].pointer
+                case .input, .output, .view: pointer = arena.pointer   // bound at each run
                 }
-                let m = try EngineDNNL.wrap(buffers[b].label) { try DNNLMemory(buffers[b].desc, pointer: pointer, node: buffers[b].label) }
+                let m = try EngineDNNL.wrap(buffer.label) { try DNNLMemory(buffer.desc, pointer: pointer, node: buffer.label) }
                 memories[b] = m
-                if case let .input(name) = buffers[r].kind { inputs[name, default: []].append(m) }
-                if case let .output(k) = buffers[r].kind { outputs[k, default: []].append(m) }
+                if case let .input(name) = core.buffers[r].kind { inputs[name, default: []].append(m) }
+                if case let .output(k) = core.buffers[r].kind { outputs[k, default: []].append(m) }
             }
         }
         self.memories = memories
-        primitives = steps.map(\.primitive)
-        arguments = steps.map { step in step.args.compactMap { a in memories[a.1].map { dnnl_exec_arg_t(arg: a.0, memory: $0.handle) } } }
-        let names = ir.usedInputs
-        inputBindings = names.compactMap { name in
+        arguments = core.steps.map { step in step.args.compactMap { a in memories[a.1].map { dnnl_exec_arg_t(arg: a.0, memory: $0.handle) } } }
+        let ir = core.ir
+        inputBindings = ir.usedInputs.compactMap { name in
             guard let v = ir.values.firstIndex(where: { $0.inputName == name }) else { return nil }
             return (name, ir.values[v].shape, inputs[name] ?? [])
         }
         boundInputs = inputBindings.map { NDArray(zeros: $0.shape) }
         outputBindings = ir.outputs.indices.map { outputs[$0] ?? [] }
         self.outputs = ir.outputs.map { NDArray(zeros: ir.values[$0].shape) }
-
-        var r = report
-        r.optimizedOps = ir.ops.count
-        r.arenaBytes = plan.arenaBytes
-        r.intermediateBytes = plan.totalBytes
-        r.constantBytes = owned.reduce(0) { $0 + $1.count }
-        r.primitives = steps.map { step in
-            let dst = step.args.first { $0.0 == DNNLArg.dst || $0.0 == DNNLArg.to }.map { EngineDNNL.layoutName(buffers[$0.1].desc) } ?? "?"
-            return EngineReport.Primitive(label: step.label, kind: step.kind, implementation: EngineDNNL.implementation(step.primitive),
-                                          destinationLayout: dst, isBorderReorder: step.role == .borderReorder)
-        }
-        self.report = r
     }
 
     func setReport(_ update: (inout EngineReport) -> Void) { update(&report) }
@@ -188,9 +214,10 @@ public final class EnginePlan: CompiledGraph {
             let pointer = outputs[k].withUnsafeMutableBytes { $0.baseAddress } ?? arena.pointer
             for m in outputBindings[k] { try check(dnnl_memory_set_data_handle(m.handle, pointer), "dnnl_memory_set_data_handle", "output \(k)") }
         }
-        for s in primitives.indices {
-            let status = arguments[s].withUnsafeBufferPointer { dnnl_primitive_execute(primitives[s].handle, stream.handle, Int32($0.count), $0.baseAddress) }
-            try check(status, "dnnl_primitive_execute", primitives[s].node)
+        let steps = core.steps
+        for s in steps.indices {
+            let status = arguments[s].withUnsafeBufferPointer { dnnl_primitive_execute(steps[s].primitive.handle, stream.handle, Int32($0.count), $0.baseAddress) }
+            try check(status, "dnnl_primitive_execute", steps[s].label)
         }
         try check(dnnl_stream_wait(stream.handle), "dnnl_stream_wait", "plan")
         return outputs

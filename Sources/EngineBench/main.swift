@@ -1,0 +1,158 @@
+// The cpu engine's benchmark: images/s of the engine against the framework on one model, the cost of
+// compiling (cold, from the engine cache, without it) and of changing the batch size.
+//
+//   EngineBench PREFIX [--batch 16] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]
+//
+// PREFIX-symbol.json and PREFIX-0000.params are read (random weights when the params file is
+// missing); PREFIX's folder may hold input.npy and MXNet's output.npy for that batch. Run it in a
+// release build with OMP_WAIT_POLICY=passive (see the shared NOTES).
+import Foundation
+import KilnCore
+import KilnEngine
+import KilnGraph
+import KilnRuntime
+
+struct Options {
+    var prefix = ""
+    var batch = 16
+    var rounds = 7
+    var iterations = 20
+    var cache: String?
+    var batches: [Int] = []
+}
+
+func parse() -> Options? {
+    var o = Options()
+    var args = Array(CommandLine.arguments.dropFirst())
+    while !args.isEmpty {
+        let a = args.removeFirst()
+        func value() -> String? { args.isEmpty ? nil : args.removeFirst() }
+        switch a {
+        case "--batch": guard let v = value().flatMap(Int.init) else { return nil }; o.batch = v
+        case "--rounds": guard let v = value().flatMap(Int.init) else { return nil }; o.rounds = v
+        case "--iterations": guard let v = value().flatMap(Int.init) else { return nil }; o.iterations = v
+        case "--cache": o.cache = value()
+        case "--batches": o.batches = (value() ?? "").split(separator: ",").compactMap { Int($0) }
+        default: if a.hasPrefix("--") { return nil }; o.prefix = a
+        }
+    }
+    return o.prefix.isEmpty ? nil : o
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2) }
+func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
+
+struct Model {
+    let graph: Graph
+    let weights: [String: NDArray]
+
+    func bind(batch: Int) throws -> (InferredShapes, InferredTypes, [String: NDArray]) {
+        var given = weights.mapValues(\.shape)
+        given["data"] = [batch, 3, 32, 32]
+        let shapes = try graph.inferShapes(given)
+        var inputs: [String: NDArray] = [:]
+        for (i, n) in graph.nodes.enumerated() where n.isVariable && weights[n.name] == nil {
+            inputs[n.name] = NDArray(zeros: shapes.nodeOutputs[i][0])
+        }
+        return (shapes, try graph.inferTypes(), inputs)
+    }
+}
+
+func main() throws {
+    guard let o = parse() else {
+        print("usage: EngineBench PREFIX [--batch 16] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]")
+        exit(2)
+    }
+    let clock = ContinuousClock()
+    let symbol = try Symbol.load(jsonFile: o.prefix + "-symbol.json")
+    let graph = symbol.graph
+    var weights: [String: NDArray] = [:]
+    if FileManager.default.fileExists(atPath: o.prefix + "-0000.params") {
+        for (key, array) in try NDArray.loadParams(from: o.prefix + "-0000.params") {
+            weights[String(key.split(separator: ":", maxSplits: 1).last ?? "")] = array
+        }
+    } else {
+        let shapes = try graph.inferShapes(["data": [o.batch, 3, 32, 32]])
+        for (i, n) in graph.nodes.enumerated() where n.isVariable && n.name != "data" && !n.name.hasSuffix("label") {
+            let s = shapes.nodeOutputs[i][0]
+            weights[n.name] = n.name.hasSuffix("var") || n.name.hasSuffix("gamma")
+                ? NDArray.randomUniform(shape: s, low: 0.5, high: 1.5, seed: UInt64(i))
+                : NDArray.randomNormal(shape: s, mean: 0, std: 0.1, seed: UInt64(i))
+        }
+    }
+    let model = Model(graph: graph, weights: weights)
+    let dir = URL(fileURLWithPath: o.prefix).deletingLastPathComponent().path
+    let (shapes, types, baseInputs) = try model.bind(batch: o.batch)
+    var inputs = baseInputs
+    var expected: NDArray?
+    if let x = try? NDArray.load(npyFile: dir + "/input.npy"), x.shape == [o.batch, 3, 32, 32] {
+        inputs["data"] = x
+        expected = try? NDArray.load(npyFile: dir + "/output.npy")
+    } else {
+        inputs["data"] = NDArray.randomNormal(shape: [o.batch, 3, 32, 32], seed: 9)
+    }
+    print("model \(o.prefix), batch \(o.batch), \(graph.nodes.filter { !$0.isVariable }.count) ops, OMP_WAIT_POLICY=\(ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "unset")")
+
+    // Compile: the framework, then the engine cold (first in this process), then again.
+    var t = clock.now
+    let framework = try OpByOpBackend.framework.compile(graph, shapes: shapes, types: types, constants: weights)
+    print("framework compile: \(ms(seconds(clock.now - t)))")
+    t = clock.now
+    let engine = try CPUEngine().compilePlan(graph, shapes: shapes, types: types, constants: weights)
+    print("engine compile, first in process (no cache): \(ms(seconds(clock.now - t)))  [optimize \(ms(engine.report.optimizeSeconds)), lower \(ms(engine.report.lowerSeconds))]")
+    t = clock.now
+    let again = try CPUEngine().compilePlan(graph, shapes: shapes, types: types, constants: weights)
+    print("engine compile, second in process (no cache; oneDNN's primitive cache warm): \(ms(seconds(clock.now - t)))  [optimize \(ms(again.report.optimizeSeconds)), lower \(ms(again.report.lowerSeconds))]")
+    print("engine: \(engine.report.graphOps) ops -> \(engine.report.optimizedOps) ops, \(engine.report.primitives.count) primitives (\(engine.report.borderReorders) border reorders, \(engine.report.innerReorders) inner); arena \(engine.report.arenaBytes) bytes vs \(engine.report.intermediateBytes) bytes of intermediates")
+
+    if let cache = o.cache {
+        for attempt in 1...2 {
+            t = clock.now
+            let p = try CPUEngine(options: EngineOptions(cacheDirectory: cache)).compilePlan(graph, shapes: shapes, types: types, constants: weights)
+            print("engine compile with cache (\(attempt)): \(ms(seconds(clock.now - t))) [\(p.report.cache)]  [optimize \(ms(p.report.optimizeSeconds)), lower \(ms(p.report.lowerSeconds))]")
+        }
+    }
+
+    // Correctness.
+    let fOut = try framework.run(inputs, isTrain: false)[0]
+    let eOut = try engine.run(inputs, isTrain: false)[0]
+    let scale = max(1, fOut.maxAbs())
+    print("engine vs framework: max |diff| \(try eOut.maxAbsDifference(fOut)) (scale \(scale))")
+    if let expected, expected.shape == eOut.shape {
+        print("engine vs MXNet: max |diff| \(try eOut.maxAbsDifference(expected)); framework vs MXNet: \(try fOut.maxAbsDifference(expected))")
+    }
+
+    // Throughput: rounds interleaved so that drift hits both alike.
+    func round(_ plan: any CompiledGraph) throws -> Double {
+        let start = clock.now
+        for _ in 0..<o.iterations { _ = try plan.run(inputs, isTrain: false) }
+        return Double(o.iterations * o.batch) / seconds(clock.now - start)
+    }
+    for _ in 0..<3 { _ = try framework.run(inputs, isTrain: false); _ = try engine.run(inputs, isTrain: false) }
+    var fRates: [Double] = [], eRates: [Double] = []
+    for _ in 0..<o.rounds {
+        fRates.append(try round(framework))
+        eRates.append(try round(engine))
+    }
+    let f = median(fRates), e = median(eRates)
+    print(String(format: "framework: %.0f images/s (median of %d rounds of %d batches; min %.0f, max %.0f)", f, o.rounds, o.iterations, fRates.min() ?? 0, fRates.max() ?? 0))
+    print(String(format: "engine:    %.0f images/s (median of %d rounds of %d batches; min %.0f, max %.0f)", e, o.rounds, o.iterations, eRates.min() ?? 0, eRates.max() ?? 0))
+    print(String(format: "engine / framework: %.2fx", e / f))
+
+    // Another batch size: a new compile (new shapes), then the same again.
+    for b in o.batches {
+        let (s, ty, _) = try model.bind(batch: b)
+        t = clock.now
+        _ = try CPUEngine().compilePlan(graph, shapes: s, types: ty, constants: weights)
+        let first = seconds(clock.now - t)
+        t = clock.now
+        _ = try CPUEngine().compilePlan(graph, shapes: s, types: ty, constants: weights)
+        print("batch \(b): compile \(ms(first)) first, \(ms(seconds(clock.now - t))) again")
+    }
+}
+
+do { try main() } catch {
+    FileHandle.standardError.write(Data("EngineBench: \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,281 @@
+import KilnCore
+import KilnEngine
+import KilnGraph
+import KilnRuntime
+import TestSupport
+import Testing
+
+/// A small graph with random weights, its IR, and the whole-graph check against the framework.
+struct Case {
+    let bound: Bound
+    let ir: EngineIR
+
+    init(_ symbol: Symbol, data: Shape, extraInputs: [String: Shape] = [:], constants extra: [String: NDArray] = [:], seed: UInt64 = 3) throws {
+        let graph = symbol.graph
+        var given: [String: Shape] = extraInputs
+        given["data"] = data
+        for (k, v) in extra { given[k] = v.shape }
+        let shapes = try graph.inferShapes(given)
+        var weights = randomWeights(graph, shapes: shapes, data: Set(given.keys).subtracting(extra.keys), seed: seed)
+        weights.merge(extra) { _, b in b }
+        bound = try Bound(symbol, weights: weights, data: NDArray.randomNormal(shape: data, seed: seed &+ 100))
+        ir = try EngineIR(graph: bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants)
+    }
+
+    /// The IR after one pass (checked), and how many rewrites it made.
+    func after(_ pass: any EnginePass, from start: EngineIR? = nil) throws -> (EngineIR, Int) {
+        var ir = start ?? self.ir
+        let n = try pass.apply(to: &ir)
+        try ir.check(after: pass.name)
+        return (ir, n)
+    }
+
+    /// Compiles the whole graph with the engine and compares every output with the framework's.
+    func expectEngineMatchesFramework(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (_, outputs) = try bound.runEngine()
+        let framework = try bound.runFramework()
+        #expect(outputs.count == framework.count, sourceLocation: sourceLocation)
+        for (k, (e, f)) in zip(outputs, framework).enumerated() {
+            expectClose(e, f, relative: 1e-4, "\(what) output \(k)", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+extension EngineIR {
+    /// Op summaries in order (`convolution`, `eltwise(relu)`), for structural comparisons.
+    var kinds: [String] { ops.map(\.lowering.summary) }
+}
+
+@Suite struct IdentityRemovalTests {
+    /// data -> conv -> Dropout -> relu -> _copy -> (output): the identities go, readers read through.
+    @Test func dropoutAndCopyAreRemoved() throws {
+        let x = Symbol.variable("data")
+        let conv = Symbol.convolution(x, kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0")
+        let y = Symbol.copy(.activation(.dropout(conv, p: 0.3, name: "drop0"), kind: .relu, name: "relu0"), name: "copy0")
+        let c = try Case(y, data: [2, 3, 8, 8])
+        #expect(c.ir.kinds == ["convolution", "identity", "eltwise(relu)", "identity"])
+        let (after, n) = try c.after(IdentityRemoval())
+        #expect(n == 2)
+        #expect(after.kinds == ["convolution", "eltwise(relu)"])
+        #expect(after.ops[1].inputs == [after.ops[0].output])
+        #expect(after.outputs == [after.ops[1].output])
+        try c.expectEngineMatchesFramework("identities")
+    }
+
+    /// An identity whose input is the group's input: the output is the input, copied out.
+    @Test func identityOfTheInputIsTheInput() throws {
+        let y = Symbol.copy(.variable("data"), name: "copy0")
+        let c = try Case(y, data: [2, 5])
+        let (after, _) = try c.after(IdentityRemoval())
+        #expect(after.ops.isEmpty)
+        #expect(after.values[after.outputs[0]].inputName == "data")
+        try c.expectEngineMatchesFramework("identity of the input")
+    }
+}
+
+@Suite struct ConstantFoldingTests {
+    /// add(conv(x), relu(_copy(c))) with c constant: relu(_copy(c)) folds into one constant.
+    @Test func opsOnConstantsFold() throws {
+        let x = Symbol.variable("data"), c = Symbol.variable("c")
+        let conv = Symbol.convolution(x, kernel: [1, 1], numFilter: 3, name: "conv0")
+        let y = Symbol.elementwiseAdd(conv, .activation(.copy(c, name: "copy0"), kind: .relu, name: "relu0"), name: "add0")
+        let constant = NDArray.randomNormal(shape: [2, 3, 4, 4], seed: 5)
+        let k = try Case(y, data: [2, 3, 4, 4], constants: ["c": constant])
+        #expect(k.ir.kinds == ["convolution", "identity", "eltwise(relu)", "add"])
+        let (after, n) = try k.after(ConstantFolding())
+        #expect(n == 2)
+        #expect(after.kinds == ["convolution", "add"])
+        let folded = try #require(after.values[after.ops[1].inputs[1]].constant)
+        expectClose(folded, constant.map { max(0, $0) }, relative: 0, "relu(c) folded")
+        try k.expectEngineMatchesFramework("folded constants")
+    }
+
+    @Test func nothingFoldsWithoutConstants() throws {
+        let y = Symbol.activation(.variable("data"), kind: .tanh, name: "tanh0")
+        let c = try Case(y, data: [4, 4])
+        let (after, n) = try c.after(ConstantFolding())
+        #expect(n == 0)
+        #expect(after.kinds == ["eltwise(tanh)"])
+    }
+}
+
+@Suite struct BatchNormFoldingTests {
+    /// conv (no bias) -> BatchNorm: one conv with folded weights and a new bias.
+    @Test(arguments: [false, true], [false, true])
+    func batchNormFoldsIntoConvolution(convHasBias: Bool, fixGamma: Bool) throws {
+        let x = Symbol.variable("data")
+        let conv = Symbol.convolution(x, kernel: [3, 3], numFilter: 8, pad: [1, 1], noBias: !convHasBias, name: "conv0")
+        let y = Symbol.batchNorm(conv, eps: 1e-5, fixGamma: fixGamma, name: "bn0")
+        // gamma is random (not 1), so fix_gamma=True is checked to ignore it.
+        let c = try Case(y, data: [2, 4, 6, 6])
+        #expect(c.ir.kinds == ["convolution", "batch_norm"])
+        let (after, n) = try c.after(BatchNormFolding())
+        #expect(n == 1)
+        #expect(after.kinds == ["convolution"])
+        #expect(after.ops[0].fused == ["bn0"])
+        guard case let .convolution(spec) = after.ops[0].lowering else { Issue.record("not a convolution"); return }
+        #expect(spec.hasBias && after.ops[0].inputs.count == 3)
+        #expect(after.outputs == [after.ops[0].output])
+        try c.expectEngineMatchesFramework("conv+bn (bias \(convHasBias), fix_gamma \(fixGamma))")
+    }
+
+    @Test func batchNormFoldsIntoFullyConnected() throws {
+        let fc = Symbol.fullyConnected(.variable("data"), numHidden: 6, name: "fc0")
+        let y = Symbol.batchNorm(fc, fixGamma: false, name: "bn0")
+        let c = try Case(y, data: [3, 5])
+        let (after, n) = try c.after(BatchNormFolding())
+        #expect(n == 1)
+        #expect(after.kinds == ["inner_product"])
+        try c.expectEngineMatchesFramework("fc+bn")
+    }
+
+    /// The conv's output is also a group output: folding would change it, so the BatchNorm stays
+    /// (and runs as oneDNN's batch normalization, in the conv's layout).
+    @Test func batchNormStaysWhenTheConvOutputIsReadElsewhere() throws {
+        let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 8, pad: [1, 1], name: "conv0")
+        let y = Symbol.group([conv, .batchNorm(conv, fixGamma: false, name: "bn0")])
+        let c = try Case(y, data: [2, 4, 6, 6])
+        let (after, n) = try c.after(BatchNormFolding())
+        #expect(n == 0)
+        #expect(after.kinds == ["convolution", "batch_norm"])
+        try c.expectEngineMatchesFramework("conv and bn both outputs")
+    }
+
+    /// A BatchNorm on the group's input has nothing to fold into.
+    @Test func batchNormOnInputRunsAlone() throws {
+        let y = Symbol.batchNorm(.variable("data"), fixGamma: false, name: "bn0")
+        let c = try Case(y, data: [2, 3, 5, 5])
+        let (after, n) = try c.after(BatchNormFolding())
+        #expect(n == 0 && after.kinds == ["batch_norm"])
+        try c.expectEngineMatchesFramework("bn alone")
+    }
+}
+
+@Suite struct PostOpFusionTests {
+    @Test(arguments: [ActivationKind.relu, .sigmoid, .tanh, .softReLU])
+    func activationFusesIntoConvolution(kind: ActivationKind) throws {
+        let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 8, name: "conv0")
+        let c = try Case(.activation(conv, kind: kind, name: "act0"), data: [2, 3, 7, 7])
+        let (after, n) = try c.after(PostOpFusion())
+        #expect(n == 1)
+        #expect(after.kinds == ["convolution"])
+        #expect(after.ops[0].postOps.count == 1)
+        try c.expectEngineMatchesFramework("conv+\(kind)")
+    }
+
+    @Test(arguments: [LeakyReLUKind.leaky, .elu, .gelu])
+    func leakyReLUFusesIntoFullyConnected(kind: LeakyReLUKind) throws {
+        let fc = Symbol.fullyConnected(.variable("data"), numHidden: 7, name: "fc0")
+        let c = try Case(.leakyReLU(fc, kind: kind, slope: 0.1, name: "act0"), data: [4, 9])
+        let (after, n) = try c.after(PostOpFusion())
+        #expect(n == 1 && after.kinds == ["inner_product"])
+        try c.expectEngineMatchesFramework("fc+\(kind)")
+    }
+
+    /// ResNet's block: relu(bn(conv2(relu(bn(conv1(x))))) + x) after BatchNorm folding is two convs,
+    /// the second with post-ops [sum(x), relu].
+    @Test func residualBlockBecomesTwoConvolutions() throws {
+        let x = Symbol.variable("data")
+        let a = Symbol.activation(.batchNorm(.convolution(x, kernel: [3, 3], numFilter: 16, pad: [1, 1], noBias: true, name: "conv1"),
+                                             fixGamma: false, name: "bn1"), kind: .relu, name: "relu1")
+        let b = Symbol.batchNorm(.convolution(a, kernel: [3, 3], numFilter: 16, pad: [1, 1], noBias: true, name: "conv2"), fixGamma: false, name: "bn2")
+        let y = Symbol.activation(.elementwiseAdd(b, x, name: "add0"), kind: .relu, name: "relu2")
+        let c = try Case(y, data: [2, 16, 8, 8])
+        var ir = c.ir
+        _ = try BatchNormFolding().apply(to: &ir)
+        #expect(ir.kinds == ["convolution", "eltwise(relu)", "convolution", "add", "eltwise(relu)"])
+        let (after, n) = try c.after(PostOpFusion(), from: ir)
+        #expect(n == 3)
+        #expect(after.kinds == ["convolution", "convolution"])
+        let input = try #require(after.values.firstIndex { $0.inputName == "data" })
+        #expect(after.ops[1].postOps == [.sum(input), .eltwise(EltwiseSpec(algorithm: .relu))])
+        #expect(after.ops[1].fused == ["bn2", "add0", "relu2"])
+        try c.expectEngineMatchesFramework("residual block")
+        // The whole pipeline gives the same two primitives, and the sum runs in place (no copy of x).
+        let plan = try c.bound.engine()
+        #expect(plan.report.primitives.filter { $0.kind == "convolution" }.count == 2)
+    }
+
+    /// The downsampling block: both operands of the add are conv+bn. The one computed last takes
+    /// the sum; the other is its residual.
+    @Test func addOfTwoConvolutionsFusesIntoTheLaterOne() throws {
+        let x = Symbol.variable("data")
+        let main = Symbol.convolution(x, kernel: [3, 3], numFilter: 8, stride: [2, 2], pad: [1, 1], name: "conv_main")
+        let short = Symbol.convolution(x, kernel: [1, 1], numFilter: 8, stride: [2, 2], name: "conv_short")
+        let c = try Case(.elementwiseAdd(main, short, name: "add0"), data: [2, 4, 8, 8])
+        let (after, n) = try c.after(PostOpFusion())
+        #expect(n == 1)
+        #expect(after.kinds == ["convolution", "convolution"])
+        #expect(after.ops[1].name == "conv_short" && after.ops[1].postOps == [.sum(after.ops[0].output)])
+        try c.expectEngineMatchesFramework("two convolutions added")
+    }
+
+    /// A conv read twice cannot take post-ops: the relu and the add stay.
+    @Test func convolutionReadTwiceIsNotFused() throws {
+        let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0")
+        let y = Symbol.elementwiseAdd(.activation(conv, kind: .relu, name: "relu0"), conv, name: "add0")
+        let c = try Case(y, data: [2, 4, 6, 6])
+        let (after, n) = try c.after(PostOpFusion())
+        #expect(n == 0)
+        #expect(after.kinds == ["convolution", "eltwise(relu)", "add"])
+        try c.expectEngineMatchesFramework("conv read twice")
+    }
+
+    /// conv + relu, then add: the sum may not follow the eltwise, so the add stays a primitive.
+    @Test func addAfterActivationIsNotFused() throws {
+        let x = Symbol.variable("data")
+        let a = Symbol.activation(.convolution(x, kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0"), kind: .relu, name: "relu0")
+        let c = try Case(.elementwiseAdd(a, x, name: "add0"), data: [2, 4, 6, 6])
+        let (after, _) = try c.after(PostOpFusion())
+        #expect(after.kinds == ["convolution", "add"])
+        #expect(after.ops[0].postOps == [.eltwise(EltwiseSpec(algorithm: .relu))])
+        try c.expectEngineMatchesFramework("add after relu")
+    }
+}
+
+@Suite struct DeadOpEliminationTests {
+    /// An op whose output nothing reads goes; the rest stays in order.
+    @Test func unreadOpIsRemoved() throws {
+        let c = try Case(.activation(.variable("data"), kind: .relu, name: "relu0"), data: [2, 3])
+        var ir = c.ir
+        let dead = ir.values.count
+        ir.values.append(EngineIR.Value(shape: [2, 3], name: "tanh0", origin: .computed))
+        ir.ops.append(EngineIR.Op(name: "tanh0", op: "Activation", attributes: ["act_type": "tanh"], fusion: .elementwise, weightInputs: [],
+                                  lowering: .eltwise(EltwiseSpec(algorithm: .tanh)), inputs: [0], output: dead))
+        try ir.check(after: "test")
+        let (after, n) = try c.after(DeadOpElimination(), from: ir)
+        #expect(n == 1 && after.kinds == ["eltwise(relu)"])
+    }
+}
+
+@Suite struct IRCheckTests {
+    func base() throws -> EngineIR {
+        let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 4, name: "conv0")
+        return try Case(.activation(conv, kind: .relu, name: "relu0"), data: [1, 2, 5, 5]).ir
+    }
+
+    @Test func readingBeforeWritingIsCaught() throws {
+        var ir = try base()
+        ir.ops.swapAt(0, 1)
+        #expect(throws: EngineError.self) { try ir.check(after: "swap") }
+    }
+
+    @Test func twoWritersAreCaught() throws {
+        var ir = try base()
+        ir.ops[1].output = ir.ops[0].output
+        #expect { try ir.check(after: "double") } throws: { "\($0)".contains("another op writes") && "\($0)".contains("'double'") }
+    }
+
+    @Test func nonConstantWeightIsCaught() throws {
+        var ir = try base()
+        let input = try #require(ir.values.firstIndex { $0.inputName == "data" })
+        ir.ops[0].inputs[1] = input
+        #expect(throws: EngineError.self) { try ir.check(after: "weight") }
+    }
+
+    @Test func postOpsOnlyOnConvAndFC() throws {
+        var ir = try base()
+        ir.ops[1].postOps = [.eltwise(EltwiseSpec(algorithm: .tanh))]
+        #expect { try ir.check(after: "postops") } throws: { "\($0)".contains("post-ops") }
+    }
+}
