@@ -58,12 +58,13 @@ public struct CPUEngine: Backend {
         report.graphOps = graph.nodes.filter { !$0.isVariable }.count
         let key = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options)
         report.cacheKey = SHA256.hex(key)
+        let keyed = clock.now
         if usesProcessCache, let core = MemoryPlanCache.shared.core(for: key) {
             var r = core.report
             r.cache = .memoryHit
             r.cacheKey = report.cacheKey
             r.passes = []
-            return try finish(EnginePlan(core: core, report: r), start: start, optimized: clock.now, clock: clock)
+            return try finish(EnginePlan(core: core, report: r), start: start, optimized: keyed, clock: clock)
         }
         var optimized: EngineIR?
         if let directory = options.cacheDirectory {

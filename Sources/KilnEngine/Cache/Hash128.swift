@@ -8,7 +8,8 @@
 // digest          = (merge(a, b, c, d) with one seed, merge with another), each avalanched
 // ```
 
-enum Hash128 {
+/// A fast non-cryptographic 128-bit hash of bytes (see the file's note).
+public enum Hash128 {
     private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
     private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
@@ -28,7 +29,7 @@ enum Hash128 {
     }
 
     /// The 16-byte digest of `bytes`.
-    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> [UInt8] {
+    public static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> [UInt8] {
         let n = bytes.count
         var a = seed &+ p1 &+ p2, b = seed &+ p2, c = seed, d = seed &- p1
         var i = 0

@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 import KilnCore
 import KilnGraph
 import KilnRuntime
@@ -61,7 +62,7 @@ final class OwnedBytes: @unchecked Sendable {
     init(count: Int) {
         self.count = count
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+        memset(pointer, 0, max(count, 1))
     }
 
     deinit { pointer.deallocate() }

@@ -12,33 +12,40 @@ import KilnCore
 // c (4 KiB)                 [====]       arena 6 KiB instead of 10 KiB
 // ```
 
-/// One buffer to place: its size and the steps during which it lives.
-struct Lifetime: Equatable {
-    let id: Int
-    let bytes: Int
-    let first: Int
-    let last: Int
+/// One buffer to place: its size and the steps during which it lives (both ends included).
+public struct Lifetime: Equatable, Sendable {
+    public let id: Int
+    public let bytes: Int
+    public let first: Int
+    public let last: Int
 
-    func overlaps(_ o: Lifetime) -> Bool { first <= o.last && o.first <= last }
+    public init(id: Int, bytes: Int, first: Int, last: Int) {
+        (self.id, self.bytes, self.first, self.last) = (id, bytes, first, last)
+    }
+
+    /// Whether the two are alive at a common step.
+    public func overlaps(_ o: Lifetime) -> Bool { first <= o.last && o.first <= last }
 }
 
 /// Where each buffer lives in the arena.
-struct MemoryPlan: Equatable {
-    /// Offset of each placed buffer, by id.
-    var offsets: [Int: Int]
+public struct MemoryPlan: Equatable, Sendable {
+    /// Offset of each placed buffer, by id (multiples of ``MemoryPlanner/alignment``).
+    public var offsets: [Int: Int]
     /// Bytes the arena needs.
-    var arenaBytes: Int
+    public var arenaBytes: Int
     /// Bytes all placed buffers would take without reuse.
-    var totalBytes: Int
+    public var totalBytes: Int
 }
 
-enum MemoryPlanner {
-    static let alignment = 64
+/// The arena planner (see the file's note).
+public enum MemoryPlanner {
+    /// Every offset and size is rounded up to this many bytes (a cache line; oneDNN's preference).
+    public static let alignment = 64
 
     static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 
     /// Places buffers so that no two with overlapping lifetimes share a byte.
-    static func plan(_ lifetimes: [Lifetime]) -> MemoryPlan {
+    public static func plan(_ lifetimes: [Lifetime]) -> MemoryPlan {
         var placed: [(Lifetime, Int)] = []
         var offsets: [Int: Int] = [:]
         var arena = 0

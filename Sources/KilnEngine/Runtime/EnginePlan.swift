@@ -146,11 +146,12 @@ public final class EnginePlan: CompiledGraph {
     let stream: DNNLStream
     /// `dnnl_exec_arg_t` arrays, one per step, built once.
     let arguments: [[dnnl_exec_arg_t]]
-    let memories: [Int: DNNLMemory]
+    /// The plan's oneDNN memory objects (destroyed with it), one per buffer a step uses.
+    let memories: [dnnl_memory_t]
     let arena: OwnedBytes
     /// Group inputs by name with their shape and the memory objects reading them.
-    let inputBindings: [(name: String, shape: Shape, memories: [DNNLMemory])]
-    let outputBindings: [[DNNLMemory]]
+    let inputBindings: [(name: String, shape: Shape, memories: [dnnl_memory_t])]
+    let outputBindings: [[dnnl_memory_t]]
     var boundInputs: [NDArray]
     var outputs: [NDArray]
 
@@ -163,26 +164,36 @@ public final class EnginePlan: CompiledGraph {
         stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
         let plan = core.memoryPlan
         arena = OwnedBytes(count: plan.arenaBytes)
-        var memories: [Int: DNNLMemory] = [:]
-        var inputs: [String: [DNNLMemory]] = [:], outputs: [Int: [DNNLMemory]] = [:]
-        for step in core.steps {
-            for (_, b) in step.args where memories[b] == nil {
+        var handles: [Int: dnnl_memory_t] = [:]
+        var created: [dnnl_memory_t] = []
+        var inputs: [String: [dnnl_memory_t]] = [:], outputs: [Int: [dnnl_memory_t]] = [:]
+        let engine = try EngineDNNL.engine(node: "plan")
+        var failure: EngineError?
+        for step in core.steps where failure == nil {
+            for (_, b) in step.args where handles[b] == nil {
                 let r = core.root(b)
-                let buffer = core.buffers[b]
                 let pointer: UnsafeMutableRawPointer
                 switch core.buffers[r].kind {
                 case .arena, .scratch: pointer = arena.pointer + (plan.offsets[r] ?? 0)
                 case let .owned(k): pointer = core.owned[k].pointer
                 case .input, .output, .view: pointer = arena.pointer   // bound at each run
                 }
-                let m = try EngineDNNL.wrap(buffer.label) { try DNNLMemory(buffer.desc, pointer: pointer, node: buffer.label) }
-                memories[b] = m
+                var desc = core.buffers[b].desc
+                var m: dnnl_memory_t?
+                let status = dnnl_memory_create(&m, &desc, engine, pointer)
+                guard status == dnnl_success, let m else {
+                    failure = .dnnl(call: "dnnl_memory_create", status: Int(status.rawValue), node: core.buffers[b].label)
+                    break
+                }
+                created.append(m)
+                handles[b] = m
                 if case let .input(name) = core.buffers[r].kind { inputs[name, default: []].append(m) }
                 if case let .output(k) = core.buffers[r].kind { outputs[k, default: []].append(m) }
             }
         }
-        self.memories = memories
-        arguments = core.steps.map { step in step.args.compactMap { a in memories[a.1].map { dnnl_exec_arg_t(arg: a.0, memory: $0.handle) } } }
+        memories = created
+        if let failure { throw failure }
+        arguments = core.steps.map { step in step.args.compactMap { a in handles[a.1].map { dnnl_exec_arg_t(arg: a.0, memory: $0) } } }
         let ir = core.ir
         inputBindings = ir.usedInputs.compactMap { name in
             guard let v = ir.values.firstIndex(where: { $0.inputName == name }) else { return nil }
@@ -192,6 +203,8 @@ public final class EnginePlan: CompiledGraph {
         outputBindings = ir.outputs.indices.map { outputs[$0] ?? [] }
         self.outputs = ir.outputs.map { NDArray(zeros: ir.values[$0].shape) }
     }
+
+    deinit { for m in memories { dnnl_memory_destroy(m) } }
 
     func setReport(_ update: (inout EngineReport) -> Void) { update(&report) }
 
@@ -207,12 +220,12 @@ public final class EnginePlan: CompiledGraph {
             // The array is kept in `boundInputs` until the next run, so its buffer outlives the execution.
             boundInputs[k] = a
             let pointer = a.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) } ?? arena.pointer
-            for m in binding.memories { try check(dnnl_memory_set_data_handle(m.handle, pointer), "dnnl_memory_set_data_handle", binding.name) }
+            for m in binding.memories { try check(dnnl_memory_set_data_handle(m, pointer), "dnnl_memory_set_data_handle", binding.name) }
         }
         for k in outputBindings.indices {
             // Copies the output first only if the caller still holds the previous run's array.
             let pointer = outputs[k].withUnsafeMutableBytes { $0.baseAddress } ?? arena.pointer
-            for m in outputBindings[k] { try check(dnnl_memory_set_data_handle(m.handle, pointer), "dnnl_memory_set_data_handle", "output \(k)") }
+            for m in outputBindings[k] { try check(dnnl_memory_set_data_handle(m, pointer), "dnnl_memory_set_data_handle", "output \(k)") }
         }
         let steps = core.steps
         for s in steps.indices {

@@ -1,0 +1,62 @@
+import KilnEngine
+import Testing
+
+@Suite struct EngineOptionsTests {
+    @Test func defaults() throws {
+        let o = try EngineOptions(parsing: [:])
+        #expect(o == EngineOptions())
+        #expect(o.precision == .fp32 && o.minGroupSize == 2 && o.excludedOps.isEmpty && o.cacheDirectory == nil && !o.verbose)
+    }
+
+    @Test func shortAndEnvironmentNamesBothParse() throws {
+        let a = try EngineOptions(parsing: ["precision": "fp32", "min_group": "3", "exclude": "elemwise_add, Pooling",
+                                            "cache_dir": "/tmp/x", "verbose": "1"])
+        let b = try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": "FP32", "KILN_ENGINE_MIN_GROUP": "3",
+                                            "KILN_ENGINE_EXCLUDE": "elemwise_add,Pooling", "KILN_ENGINE_CACHE_DIR": "/tmp/x",
+                                            "KILN_ENGINE_VERBOSE": "true"])
+        #expect(a == b)
+        #expect(a.minGroupSize == 3 && a.excludedOps == ["elemwise_add", "Pooling"] && a.cacheDirectory == "/tmp/x" && a.verbose)
+    }
+
+    /// bf16 and int8 are the next issue: refused with the accepted values listed.
+    @Test(arguments: ["bf16", "int8", "fp16", ""])
+    func onlyFP32PrecisionIsAccepted(value: String) {
+        #expect { try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": value]) } throws: { e in
+            let m = "\(e)"
+            return m.contains("KILN_ENGINE_PRECISION=\(value)") && m.contains("accepted values: fp32")
+        }
+    }
+
+    @Test(arguments: ["0", "-1", "two", "1.5"])
+    func minimumGroupMustBeAPositiveInteger(value: String) {
+        #expect { try EngineOptions(parsing: ["min_group": value]) } throws: { "\($0)".contains("an integer of at least 1") }
+    }
+
+    @Test func excludedOpsAreCanonicalAndChecked() throws {
+        // Aliases resolve to MXNet's canonical names.
+        #expect(try EngineOptions(parsing: ["exclude": "_Plus,flatten"]).excludedOps == ["elemwise_add", "Flatten"])
+        #expect { try EngineOptions(parsing: ["exclude": "Convolution,NoSuchOp"]) } throws: { e in
+            "\(e)".contains("NoSuchOp") && "\(e)".contains("Convolution")
+        }
+    }
+
+    @Test func unknownKeysAndValuesListWhatIsAccepted() {
+        #expect { try EngineOptions(parsing: ["KILN_ENGINE_PRECISON": "fp32"]) } throws: { e in
+            "\(e)".contains("KILN_ENGINE_PRECISON") && "\(e)".contains("KILN_ENGINE_PRECISION")
+        }
+        #expect { try EngineOptions(parsing: ["verbose": "maybe"]) } throws: { "\($0)".contains("0, 1, true, false") }
+    }
+
+    /// The environment: only KILN_ENGINE_* is read.
+    @Test func environmentIgnoresOtherVariables() throws {
+        let o = try EngineOptions(environment: ["PATH": "/bin", "KILN_USE_ENGINE": "1", "KILN_ENGINE_MIN_GROUP": "4"])
+        #expect(o.minGroupSize == 4)
+    }
+
+    /// An engine node stores its options as text and reads them back unchanged.
+    @Test func valuesRoundTrip() throws {
+        let o = EngineOptions(minGroupSize: 5, excludedOps: ["Concat", "softmax"], cacheDirectory: "/tmp/c", verbose: true)
+        #expect(try EngineOptions(parsing: o.values) == o)
+        #expect(try EngineOptions(parsing: EngineOptions().values) == EngineOptions())
+    }
+}
