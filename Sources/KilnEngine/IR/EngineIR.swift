@@ -106,6 +106,9 @@ public struct EngineIR: Sendable, CustomStringConvertible {
                     guard c.shape == shape else {
                         throw EngineError.inputShape(name: n.name, expected: shape, actual: c.shape)
                     }
+                    guard c.dtype == types.nodeOutputs[i][0] else {
+                        throw EngineError.inputType(name: n.name, expected: types.nodeOutputs[i][0], actual: c.dtype)
+                    }
                     values.append(Value(shape: shape, name: n.name, origin: .constant(c)))
                 } else {
                     values.append(Value(shape: shape, name: n.name, origin: .input(n.name)))

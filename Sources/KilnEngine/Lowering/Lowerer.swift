@@ -59,10 +59,12 @@ final class OwnedBytes: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     let count: Int
 
-    init(count: Int) {
+    /// `count` bytes, 64-byte aligned; zeroed unless `zeroed` is false (the arena: every buffer in it
+    /// is written before it is read, and leaving its pages untouched keeps binding fast).
+    init(count: Int, zeroed: Bool = true) {
         self.count = count
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
-        memset(pointer, 0, max(count, 1))
+        if zeroed { memset(pointer, 0, max(count, 1)) }
     }
 
     deinit { pointer.deallocate() }

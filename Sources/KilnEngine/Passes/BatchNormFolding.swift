@@ -48,7 +48,7 @@ public struct BatchNormFolding: EnginePass {
 
     func fold(_ ir: inout EngineIR, producer p: Int, bn: EngineIR.Op, spec: BatchNormSpec) throws {
         let op = ir.ops[p]
-        let stats = bn.inputs.dropFirst().map { ir.values[$0].constant?.doubles() ?? [] }
+        let stats = bn.inputs.dropFirst().map { (ir.values[$0].constant?.floats() ?? []).map(Double.init) }
         let (gamma, beta, mean, variance) = (stats[0], stats[1], stats[2], stats[3])
         let channels = mean.count
         var scale = [Double](repeating: 1, count: channels)
@@ -58,14 +58,19 @@ public struct BatchNormFolding: EnginePass {
         }
         // The weight is the first weight input, the bias (when there is one) the second.
         let weightSlot = op.weightInputs[0]
-        guard let w = ir.values[op.inputs[weightSlot]].constant, w.shape.first == channels else {
+        guard let w = ir.values[op.inputs[weightSlot]].constant, w.dtype == .float32, w.shape.first == channels else {
             throw EngineError.invalidIR(pass: name, reason: "op '\(op.name)' has a weight whose first axis is not the \(channels) channels of '\(bn.name)'")
         }
-        let bias = op.weightInputs.count > 1 ? ir.values[op.inputs[op.weightInputs[1]]].constant?.doubles() : nil
-        var newWeight = w.floats()
+        let bias = op.weightInputs.count > 1 ? ir.values[op.inputs[op.weightInputs[1]]].constant?.floats().map(Double.init) : nil
+        var newWeight = NDArray(zeros: w.shape)
         let perChannel = w.elementCount / channels
-        for c in 0..<channels {
-            for k in 0..<perChannel { newWeight[c * perChannel + k] = Float(Double(newWeight[c * perChannel + k]) * scale[c]) }
+        w.withUnsafeBufferPointer(as: Float.self) { src in
+            newWeight.withUnsafeMutableBufferPointer(as: Float.self) { dst in
+                for c in 0..<channels {
+                    let s = Float(scale[c])
+                    for k in c * perChannel..<(c + 1) * perChannel { dst[k] = src[k] * s }
+                }
+            }
         }
         var newBias = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
@@ -73,7 +78,7 @@ public struct BatchNormFolding: EnginePass {
             newBias[c] = Float((b - mean[c]) * scale[c] + beta[c])
         }
         var folded = op
-        folded.inputs[weightSlot] = ir.addConstant(NDArray(shape: w.shape, values: newWeight), name: op.name + "_weight_folded")
+        folded.inputs[weightSlot] = ir.addConstant(newWeight, name: op.name + "_weight_folded")
         let b = ir.addConstant(NDArray(shape: [channels], values: newBias), name: op.name + "_bias_folded")
         if op.weightInputs.count > 1 {
             folded.inputs[op.weightInputs[1]] = b

@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 
 // The optimizing passes in the order the engine runs them, with the IR checker between them.
@@ -21,8 +22,16 @@ public struct PassRecord: Sendable, Equatable, CustomStringConvertible {
     public let opsBefore: Int
     public let opsAfter: Int
     public let rewrites: Int
+    /// Time the pass and the IR check after it took.
+    public let seconds: Double
 
-    public var description: String { "\(name): \(rewrites) rewrites, \(opsBefore) -> \(opsAfter) ops" }
+    public var description: String {
+        "\(name): \(rewrites) rewrites, \(opsBefore) -> \(opsAfter) ops, " + String(format: "%.2f ms", seconds * 1000)
+    }
+
+    public static func == (a: PassRecord, b: PassRecord) -> Bool {
+        (a.name, a.opsBefore, a.opsAfter, a.rewrites) == (b.name, b.opsBefore, b.opsAfter, b.rewrites)
+    }
 }
 
 /// The engine's pass pipeline.
@@ -37,11 +46,15 @@ public enum EnginePipeline {
     public static func run(_ ir: inout EngineIR, passes: [any EnginePass] = EnginePipeline.passes) throws -> [PassRecord] {
         try ir.check(after: "build")
         var records: [PassRecord] = []
+        let clock = ContinuousClock()
         for pass in passes {
             let before = ir.ops.count
+            let start = clock.now
             let rewrites = try pass.apply(to: &ir)
             try ir.check(after: pass.name)
-            records.append(PassRecord(name: pass.name, opsBefore: before, opsAfter: ir.ops.count, rewrites: rewrites))
+            let d = (clock.now - start).components
+            records.append(PassRecord(name: pass.name, opsBefore: before, opsAfter: ir.ops.count, rewrites: rewrites,
+                                      seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18))
         }
         return records
     }

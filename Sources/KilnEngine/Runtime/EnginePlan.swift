@@ -163,7 +163,7 @@ public final class EnginePlan: CompiledGraph {
         self.report = report
         stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
         let plan = core.memoryPlan
-        arena = OwnedBytes(count: plan.arenaBytes)
+        arena = OwnedBytes(count: plan.arenaBytes, zeroed: false)
         var handles: [Int: dnnl_memory_t] = [:]
         var created: [dnnl_memory_t] = []
         var inputs: [String: [dnnl_memory_t]] = [:], outputs: [Int: [dnnl_memory_t]] = [:]
