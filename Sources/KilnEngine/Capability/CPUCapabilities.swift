@@ -153,7 +153,7 @@ public enum CPUCapabilities {
     static func batchNorm(_ f: NodeFacts) throws -> Verdict {
         let p = try BatchNormParameters(f.attributes)
         if p.outputMeanVar { return f.refuse("output_mean_var", "the engine computes only the normalized output") }
-        let channelAxis: Int? = f.inputShapes.map { $0[0].normalizedAxis(p.axis) } ?? (p.axis == 1 ? 1 : nil)
+        let channelAxis: Int? = f.inputShapes.map { $0.first?.normalizedAxis(p.axis) } ?? (p.axis == 1 ? 1 : nil)
         guard channelAxis == 1 else { return f.refuse("axis", "only the channel axis 1 is lowered") }
         if let refusal = f.unknownWeight() { return refusal }
         return .lower(.batchNorm(BatchNormSpec(eps: p.eps, fixGamma: p.fixGamma)))
