@@ -1,4 +1,6 @@
+import Foundation
 import KilnCore
+import Synchronization
 import KilnEngine
 import KilnGraph
 import KilnRuntime
@@ -105,5 +107,34 @@ import Testing
         let support = CPUEngine().support(SupportQuery(graph: graph, node: conv, shapes: shapes, types: try graph.inferTypes(), constants: []))
         #expect(support == .unsupported("Convolution whose weight is not known at bind (the engine bakes weights in at compile)"))
         #expect(throws: EngineError.self) { try CPUEngine().compile(graph, shapes: shapes, types: try graph.inferTypes(), constants: [:]) }
+    }
+}
+
+/// Plans made from one compiled core (the process cache) run at the same time on different threads:
+/// they share primitives and weights, never buffers.
+@Suite struct SharedCoreTests {
+    @Test func plansOfOneCoreRunConcurrently() throws {
+        let bound = try taggedResNet(300, batch: 3)
+        let plans = try (0..<4).map { _ in try bound.engine() }
+        #expect(plans.dropFirst().allSatisfy { $0.report.cache == .memoryHit })
+        let inputs = (0..<4).map { k in NDArray.randomNormal(shape: [3, 3, 32, 32], seed: UInt64(40 + k)) }
+        let expected = try inputs.map { try plans[0].run(["data": $0], isTrain: false)[0] }
+        let results = Mutex<[Int: NDArray]>([:])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { k in
+            do {
+                var last = NDArray(zeros: [1])
+                for _ in 0..<5 { last = try plans[k].run(["data": inputs[k]], isTrain: false)[0] }
+                let done = last
+                results.withLock { $0[k] = done }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        for k in 0..<4 {
+            let r = try #require(results.withLock { $0[k] })
+            expectClose(r, expected[k], relative: 0, "plan \(k) on its own thread")
+        }
     }
 }
