@@ -82,6 +82,41 @@ import Testing
         }
     }
 
+    @Test(arguments: ["sgd_momentum_wd", "nag_clip", "adam_wd"])
+    func fitMatchesMXNetsModule(_ caseName: String) throws {
+        // MXNet 1.9.1's Module.fit from the same weights on the same 10 examples in batches of 4 (the
+        // last padded with examples 0 and 1): the parameters after each of 2 epochs.
+        let golden = try TrainGolden.load("module")
+        let c = try #require((golden["cases"] as? [[String: Any]])?.first { $0["name"] as? String == caseName })
+        let data = NDArray(shape: Shape(ints(golden["data_shape"])), values: floats(golden["data"]))
+        let label = NDArray(shape: [data.shape[0]], values: floats(golden["label"]))
+        let initial = try #require(golden["initial"] as? [String: Any])
+        let k = try #require(c["kwargs"] as? [String: Any])
+        let lr = number(k["learning_rate"]), wd = number(k["wd"]) ?? 0, clip = number(k["clip_gradient"])
+        let optimizer: Optimizer
+        switch c["optimizer"] as? String {
+        case "sgd": optimizer = SGD(learningRate: lr, momentum: number(k["momentum"]) ?? 0, weightDecay: wd, clipGradient: clip)
+        case "nag": optimizer = NAG(learningRate: lr, momentum: number(k["momentum"]) ?? 0, weightDecay: wd, clipGradient: clip)
+        default: optimizer = Adam(learningRate: lr ?? 0.001, weightDecay: wd, clipGradient: clip)
+        }
+        let fc = Symbol.fullyConnected(.variable("data"), numHidden: 3, name: "fc")
+        let module = try Self.module(Symbol.make("SoftmaxOutput", [fc, .variable("softmax_label")], name: "softmax"))
+        var after: [[String: NDArray]] = []
+        try module.fit(trainData: ArrayIter(data: data, label: label, batchSize: 4), epochs: 2, optimizer: optimizer,
+                       argParams: ["fc_weight": NDArray(shape: [3, 4], values: floats(initial["fc_weight"])),
+                                   "fc_bias": NDArray(shape: [3], values: floats(initial["fc_bias"]))],
+                       progress: .silent, epochEndCallback: { _ in after.append(module.getParams().argParams) })
+        let expected = try #require(c["params_after_epoch"] as? [[String: Any]])
+        #expect(after.count == 2 && expected.count == 2)
+        for (epoch, (mine, theirs)) in zip(after, expected).enumerated() {
+            for name in ["fc_weight", "fc_bias"] {
+                let a = try #require(mine[name]).doubles(), e = doubles(theirs[name])
+                #expect(a.count == e.count)
+                for (x, y) in zip(a, e) { #expect(abs(x - y) < 1e-5, "\(caseName) epoch \(epoch) \(name): \(a) vs MXNet \(e)") }
+            }
+        }
+    }
+
     // MARK: Prediction and scoring with padding
 
     /// Softmax of data · weightᵀ + bias, row by row, from the module's parameters.

@@ -12,6 +12,9 @@ Writes Tests/Fixtures/golden/train/{optimizers,schedulers,initializers,metrics}.
   the random generator for given weight shapes, captured by replacing mxnet.initializer.random; and
   the `__init__` attribute strings that mx.sym.Variable(init=...) writes.
 - metrics: Accuracy, TopKAccuracy and CrossEntropy on small hand-made batches.
+- module: mx.mod.Module.fit of FullyConnected + SoftmaxOutput for 2 epochs on 10 examples in batches of
+  4 (NDArrayIter pads the last batch from the start), from given weights, with the parameters after
+  each epoch. MXNet's own metrics count padded rows; Kiln's skip them, so only parameters are compared.
 
 Run with the MXNet 1.9.1 venv and MXNET_SUBGRAPH_BACKEND=NONE:
 
@@ -231,9 +234,42 @@ def make_metrics():
     write_json("metrics.json", {"batches": batches, "cases": cases})
 
 
+# ---------------------------------------------------------------------------
+# Module.fit
+# ---------------------------------------------------------------------------
+
+def make_module():
+    rs = np.random.RandomState(21)
+    data = rs.normal(size=(10, 4)).astype(np.float32)
+    label = rs.randint(0, 3, 10).astype(np.float32)
+    init = {"fc_weight": rs.uniform(-0.5, 0.5, (3, 4)).astype(np.float32),
+            "fc_bias": rs.uniform(-0.1, 0.1, (3,)).astype(np.float32)}
+    cases = []
+    for name, opt, params in [
+        ("sgd_momentum_wd", "sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}),
+        ("nag_clip", "nag", {"learning_rate": 0.2, "momentum": 0.5, "clip_gradient": 0.1}),
+        ("adam_wd", "adam", {"learning_rate": 0.05, "wd": 0.1}),
+    ]:
+        it = mx.io.NDArrayIter(data, label, batch_size=4, last_batch_handle="pad", label_name="softmax_label")
+        fc = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc")
+        sym = mx.sym.SoftmaxOutput(fc, mx.sym.Variable("softmax_label"), name="softmax")
+        mod = mx.mod.Module(sym, data_names=["data"], label_names=["softmax_label"], context=mx.cpu())
+        after = []
+
+        def record(epoch, symbol, arg, aux):
+            after.append({k: floats(v.asnumpy()) for k, v in arg.items()})
+        mod.fit(it, num_epoch=2, optimizer=opt, optimizer_params=params,
+                arg_params={k: mx.nd.array(v) for k, v in init.items()}, epoch_end_callback=record)
+        cases.append({"name": name, "optimizer": opt, "kwargs": params, "params_after_epoch": after})
+    write_json("module.json", {
+        "data": floats(data), "data_shape": list(data.shape), "label": floats(label), "batch_size": 4,
+        "initial": {k: floats(v) for k, v in init.items()}, "cases": cases})
+
+
 if __name__ == "__main__":
     make_optimizers()
     make_schedulers()
     make_initializers()
     make_metrics()
+    make_module()
     print("wrote", OUT)
