@@ -49,6 +49,9 @@ public final class Module {
     /// batch came with other shapes).
     var mainExecutor: Executor?
     var currentExecutor: Executor?
+    /// Executors reshaped from the main one, by their input shapes (a last short batch, evaluation
+    /// data in other batches), kept so that each shape is compiled once.
+    var reshapedExecutors: [[String: Shape]: Executor] = [:]
     var lastForwardWasTraining = false
 
     /// - Parameters:
@@ -116,6 +119,7 @@ public final class Module {
         self.forTraining = forTraining
         mainExecutor = executor
         currentExecutor = executor
+        reshapedExecutors = [:]
         isBound = true
     }
 
@@ -246,12 +250,14 @@ public final class Module {
         lastForwardWasTraining = training
     }
 
-    /// The executor whose input shapes fit `inputs`: the main one, the last reshaped one, or a new one.
+    /// The executor whose input shapes fit `inputs`: the main one, or one reshaped from it.
     func executor(for inputs: [String: NDArray], main: Executor) throws -> Executor {
-        func fits(_ e: Executor) -> Bool { inputs.allSatisfy { e.argDict[$0.key]?.shape == $0.value.shape } }
-        if fits(main) { return main }
-        if let current = currentExecutor, fits(current) { return current }
-        return try main.reshaped(inputs.mapValues(\.shape))
+        if inputs.allSatisfy({ main.argDict[$0.key]?.shape == $0.value.shape }) { return main }
+        let shapes = inputs.mapValues(\.shape)
+        if let e = reshapedExecutors[shapes] { return e }
+        let e = try main.reshaped(shapes)
+        reshapedExecutors[shapes] = e
+        return e
     }
 
     /// Computes the parameters' gradients from the last training forward (MXNet's `backward`).

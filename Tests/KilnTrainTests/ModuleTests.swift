@@ -57,6 +57,18 @@ import Testing
         #expect(lastLoss < 0.2)
     }
 
+    @Test func fitTakesAShortLastBatch() throws {
+        // 300 examples in batches of 32 served short: 9 batches of 32 and one of 12, on a reshaped executor.
+        let trainIter = ArrayIter(data: Self.train.data, label: Self.train.label, batchSize: 32, lastBatch: .short)
+        let module = try Self.module()
+        let summaries = try module.fit(trainData: trainIter, epochs: 3, optimizer: SGD(learningRate: 0.5, momentum: 0.9),
+                                       initializer: Xavier(), seed: 9, progress: .silent)
+        #expect(summaries.map(\.samples) == [300, 300, 300])
+        #expect(summaries.map(\.batches) == [10, 10, 10])
+        #expect(try #require(summaries.last).trainMetric.value > 0.95)
+        #expect(module.outputs.first?.shape == [12, 2], "the last forward ran the short batch")
+    }
+
     @Test func updateAppliesTheOptimizerWithGradientsRescaledByTheBatchSize() throws {
         // With SGD (lr 0.5, no momentum, no decay), Module's update is w -= 0.5 / 32 * gradient.
         let module = try Self.module()
