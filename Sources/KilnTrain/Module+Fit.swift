@@ -25,7 +25,7 @@ public struct MetricValue: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(name) \(formatMetric(value))" }
 }
 
-/// What a batch-end callback of ``Module/fit(trainData:evalData:epochs:beginEpoch:optimizer:initializer:argParams:auxParams:allowMissing:forceInit:seed:metric:validationMetric:progress:batchEndCallback:epochEndCallback:checkpointPrefix:)`` receives.
+/// What the batch-end callback of `Module.fit` receives.
 public struct BatchEndInfo: Sendable {
     /// The epoch, counted from 0 as in MXNet.
     public var epoch: Int
