@@ -85,4 +85,9 @@ final class SoftmaxReferenceKernel: Kernel {
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
         lines.apply(inputs[0], into: &outputs[0])
     }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        if needed[0] { lines.backward(output: outputs[0], gradient: outputGradients[0], into: &inputGradients[0]) }
+    }
 }
