@@ -355,9 +355,9 @@ struct ElementwiseGradientSoftmaxOutputTests {
         // smooth_alpha 0.3 over 3 classes: target 0.7 at the label, 0.15 elsewhere.
         #expect(close(try Self.gradient(Self.zeros23, labels, ["smooth_alpha": "0.3"], on: b).floats(),
                       [t - 0.7, t - 0.15, t - 0.15, t - 0.15, t - 0.15, t - 0.7]))
-        // out_grad: MXNet 1.9.1 multiplies by the output (1/3), not by the head gradient.
+        // out_grad multiplies by the head gradient (MXNet 1.9.1 wrongly multiplies by the output).
         #expect(close(try Self.gradient(Self.zeros23, labels, ["out_grad": "True"], on: b, head: 7).floats(),
-                      [t - 1, t, t, t, t, t - 1].map { $0 * t }))
+                      [t - 1, t, t, t, t, t - 1].map { $0 * 7 }))
         // A label shaped like the data holds probabilities: no normalization, only grad_scale.
         let p = NDArray(shape: [2, 3], values: [0.5, 0.5, 0, 0, 0, 1])
         #expect(close(try Self.gradient(Self.zeros23, p, ["normalization": "batch", "grad_scale": "2"], on: b).floats(),
@@ -365,7 +365,7 @@ struct ElementwiseGradientSoftmaxOutputTests {
     }
 
     @Test(arguments: ElementwiseBackend.allCases)
-    func headGradientIsIgnored(_ b: ElementwiseBackend) throws {
+    func headGradientIsIgnoredWithoutOutGrad(_ b: ElementwiseBackend) throws {
         let data = gradientSample([3, 4], 0, 2, seed: 71).converted(to: .float32)
         let labels = NDArray(shape: [3], values: [0, 3, 1])
         let ones = try Self.gradient(data, labels, [:], on: b, head: 1)

@@ -106,7 +106,7 @@ extension StridedSoftmaxKernel {
 }
 
 /// `SoftmaxOutput` in float32: the softmax kernel's forward, and ``SoftmaxOutputRule``'s gradient in
-/// Swift loops (the head gradient is ignored, as in MXNet). Each line's class and scale are read once
+/// Swift loops (the head gradient is ignored, as in MXNet, unless `out_grad`). Each line's class and scale are read once
 /// into buffers of `inner` entries made at bind, so the loops over a block's rows stay contiguous:
 /// ```
 /// multi_output, data (N, C, HW):  for each n: class[i], scale[i] for i < HW;  then for each c:
@@ -131,15 +131,17 @@ final class SoftmaxOutputKernel: Kernel {
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws {
         guard needed[0] else { return }
-        let label = inputs[1], y = outputs[0]
-        let multiply = rule.multiplyByOutput
+        let label = inputs[1], y = outputs[0], dy = outputGradients[0]
+        let multiply = rule.multipliesByHeadGradient
         if rule.probabilityLabel {
             let scale = Float(rule.scale(validCount: 0))
             let p = label.dtype == .float32 ? label : label.converted(to: .float32)
             p.withUnsafeBufferPointer(as: Float.self) { p in
                 y.withUnsafeBufferPointer(as: Float.self) { y in
-                    inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
-                        for i in 0..<dx.count { dx[i] = (y[i] - p[i]) * scale * (multiply ? y[i] : 1) }
+                    dy.withUnsafeBufferPointer(as: Float.self) { g in
+                        inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
+                            for i in 0..<dx.count { dx[i] = (y[i] - p[i]) * scale * (multiply ? g[i] : 1) }
+                        }
                     }
                 }
             }
@@ -151,25 +153,27 @@ final class SoftmaxOutputKernel: Kernel {
         let scale = Float(rule.scale(validCount: valid))
         let on = Float(rule.target(0, 0)), off = n > 1 ? Float(rule.target(1, 0)) : 0
         y.withUnsafeBufferPointer(as: Float.self) { y in
-            inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
-                classes.withUnsafeMutableBufferPointer { k in
-                    scales.withUnsafeMutableBufferPointer { s in
-                        for o in 0..<outer {
-                            for i in 0..<inner {
-                                k[i] = SoftmaxOutputRule.classIndex(label.element(o * inner + i))
-                                s[i] = rule.useIgnore && k[i] == rule.ignoreLabel ? 0 : scale
-                            }
-                            if inner == 1 {
-                                let base = o * n, c = k[0], sc = s[0]
-                                for j in 0..<n {
-                                    dx[base + j] = (y[base + j] - (j == c ? on : off)) * sc * (multiply ? y[base + j] : 1)
-                                }
-                                continue
-                            }
-                            for j in 0..<n {
-                                let row = (o * n + j) * inner
+            dy.withUnsafeBufferPointer(as: Float.self) { g in
+                inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
+                    classes.withUnsafeMutableBufferPointer { k in
+                        scales.withUnsafeMutableBufferPointer { s in
+                            for o in 0..<outer {
                                 for i in 0..<inner {
-                                    dx[row + i] = (y[row + i] - (j == k[i] ? on : off)) * s[i] * (multiply ? y[row + i] : 1)
+                                    k[i] = SoftmaxOutputRule.classIndex(label.element(o * inner + i))
+                                    s[i] = rule.useIgnore && k[i] == rule.ignoreLabel ? 0 : scale
+                                }
+                                if inner == 1 {
+                                    let base = o * n, c = k[0], sc = s[0]
+                                    for j in 0..<n {
+                                        dx[base + j] = (y[base + j] - (j == c ? on : off)) * sc * (multiply ? g[base + j] : 1)
+                                    }
+                                    continue
+                                }
+                                for j in 0..<n {
+                                    let row = (o * n + j) * inner
+                                    for i in 0..<inner {
+                                        dx[row + i] = (y[row + i] - (j == k[i] ? on : off)) * s[i] * (multiply ? g[row + i] : 1)
+                                    }
                                 }
                             }
                         }

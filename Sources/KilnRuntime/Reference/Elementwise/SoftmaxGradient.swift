@@ -9,8 +9,8 @@ import KilnGraph
 /// softmax:      dx_j = y_j (dy_j - Σ_k dy_k y_k) / T
 /// log_softmax:  dx_j = (dy_j - exp(y_j) Σ_k dy_k) / T
 /// ```
-/// `SoftmaxOutput` is a loss layer: it ignores its head gradient and returns the gradient of the
-/// cross-entropy of its softmax against the label, scaled:
+/// `SoftmaxOutput` is a loss layer: it ignores its head gradient (unless `out_grad`) and returns the
+/// gradient of the cross-entropy of its softmax against the label, scaled:
 /// ```
 /// y = [0.2, 0.3, 0.5], label 2, grad_scale 1, normalization null  ->  dx = [0.2, 0.3, -0.5]
 /// ```
@@ -46,8 +46,9 @@ extension SoftmaxLines {
 ///   N · rest (`batch`), or the valid count (`valid`).
 /// - a label of the data's own shape holds probabilities: dx = (y - label) · `grad_scale`, no
 ///   normalization.
-/// - `out_grad`: MXNet 1.9.1 hands its backward the output where the head gradient belongs, so the
-///   gradient is multiplied by y; Kiln does the same (the head gradient is always ignored).
+/// - `out_grad`: the gradient is multiplied by the head gradient, as MXNet documents. MXNet 1.9.1
+///   multiplies by the output y instead (its backward receives y where the head gradient belongs);
+///   Kiln does not copy that bug (the golden fixtures mark that case as MXNet's error).
 ///
 /// For data of rank 3 or more without `multi_output`, Kiln normalizes and differentiates lines along
 /// the last axis, one label each (what `preserve_shape` does); MXNet 1.9.1's training path there
@@ -60,7 +61,7 @@ struct SoftmaxOutputRule: Sendable {
     let multiOutput: Bool
     let normalization: String
     let smoothAlpha: Double
-    let multiplyByOutput: Bool
+    let multipliesByHeadGradient: Bool
     /// Whether the label has the data's shape (probabilities rather than class indices).
     let probabilityLabel: Bool
 
@@ -73,7 +74,7 @@ struct SoftmaxOutputRule: Sendable {
         multiOutput = try a.bool("multi_output") && sig.inputShapes[0].rank >= 2
         normalization = try a.string("normalization")
         smoothAlpha = try a.float("smooth_alpha")
-        multiplyByOutput = try a.bool("out_grad")
+        multipliesByHeadGradient = try a.bool("out_grad")
         probabilityLabel = sig.inputShapes.count > 1 && sig.inputShapes[1] == sig.inputShapes[0]
     }
 
@@ -111,12 +112,12 @@ final class SoftmaxOutputReferenceKernel: Kernel {
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws {
         guard needed[0] else { return }
-        let y = outputs[0], label = inputs[1]
+        let y = outputs[0], label = inputs[1], dy = outputGradients[0]
         if rule.probabilityLabel {
             let scale = rule.scale(validCount: 0)
             for i in 0..<y.elementCount {
                 let g = (y.element(i) - label.element(i)) * scale
-                inputGradients[0].setElement(i, rule.multiplyByOutput ? g * y.element(i) : g)
+                inputGradients[0].setElement(i, rule.multipliesByHeadGradient ? g * dy.element(i) : g)
             }
             return
         }
@@ -131,7 +132,7 @@ final class SoftmaxOutputReferenceKernel: Kernel {
                 for j in 0..<n {
                     let e = (o * n + j) * inner + i
                     var g = ignored ? 0 : (y.element(e) - rule.target(j, k)) * scale
-                    if rule.multiplyByOutput { g *= y.element(e) }
+                    if rule.multipliesByHeadGradient { g *= dy.element(e) }
                     inputGradients[0].setElement(e, g)
                 }
             }
