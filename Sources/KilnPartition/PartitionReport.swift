@@ -113,6 +113,7 @@ public struct PartitionReport: Sendable, Equatable {
     public let backend: String
     /// The engine named in the engine nodes' `backend` attribute.
     public let engine: String
+    /// The minimum group size used.
     public let minGroupSize: Int
     /// Excluded op names, sorted.
     public let excludedOps: [String]

@@ -37,6 +37,7 @@ public struct PartitionOptions: Sendable, Equatable {
     /// The engine's options as a compact string, written in each engine node's `options` attribute.
     public var engineOptions: String
 
+    /// Options with the defaults: groups of 2 op nodes or more, nothing excluded, no constants.
     public init(minGroupSize: Int = 2, excludedOps: Set<String> = [], constants: Set<String> = [],
                 engineName: String? = nil, engineOptions: String = "") {
         self.minGroupSize = minGroupSize
@@ -51,6 +52,7 @@ public struct PartitionOptions: Sendable, Equatable {
 public struct Partition: Sendable {
     /// The graph with each group replaced by one engine node, in topological order.
     public let graph: Graph
+    /// The explanation of every choice.
     public let report: PartitionReport
     /// The partitioned graph as a symbol.
     public var symbol: Symbol { graph.symbol }
@@ -68,6 +70,7 @@ public struct Partitioner: Sendable {
     public let backendName: String
     /// The engine's answer for one node.
     public let support: @Sendable (SupportQuery) -> Support
+    /// The options of every call of ``partition(_:shapes:types:)``.
     public let options: PartitionOptions
 
     /// A partitioner asking `backend` which nodes it supports.

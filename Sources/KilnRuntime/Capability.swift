@@ -22,8 +22,10 @@ import KilnGraph
 /// let rule = SupportRule.weightsKnownAtBind.and(.attribute("layout", in: ["None", "NCHW"]))
 /// ```
 public struct SupportRule: Sendable {
+    /// The rule's answer for one node.
     public let evaluate: @Sendable (SupportQuery) -> Support
 
+    /// A rule from a function of the query.
     public init(_ evaluate: @escaping @Sendable (SupportQuery) -> Support) { self.evaluate = evaluate }
 
     /// Supports every node of the op.
@@ -80,6 +82,7 @@ public struct CapabilityTable<Lowering: Sendable>: Sendable, ExpressibleByDictio
         public let rule: SupportRule
         public let lowering: Lowering
 
+        /// An entry lowered by `lowering`, for the nodes `rule` supports (all by default).
         public init(lowering: Lowering, when rule: SupportRule = .always) {
             self.rule = rule
             self.lowering = lowering
@@ -89,6 +92,7 @@ public struct CapabilityTable<Lowering: Sendable>: Sendable, ExpressibleByDictio
     /// Entries by canonical MXNet op name.
     public private(set) var entries: [String: Entry]
 
+    /// A table from entries by op name or alias.
     public init(_ entries: [String: Entry] = [:]) {
         self.entries = [:]
         for (op, e) in entries { add(op, e) }
@@ -157,6 +161,7 @@ public enum SupportReason: Sendable, Equatable, CustomStringConvertible {
     /// Any other reason, as the backend wrote it.
     case other(String)
 
+    /// Reads the kind back from an `.unsupported` answer's text.
     public init(_ text: String) {
         if let op = Self.between(text, "op ", " is not supported") {
             self = .unsupportedOp(op)
