@@ -7,7 +7,7 @@ import KilnCore
 //
 // Every PNG is read as 8-bit RGBA and reduced here, so that each input kind (gray, gray+alpha,
 // palette, RGB, RGBA, 16-bit) reaches RGB the way OpenCV's colour read does: gray repeated, alpha
-// dropped. 16-bit samples are read as sRGB-encoded (PNG_IMAGE_FLAG_16BIT_sRGB) and scaled to 8 bits,
+// dropped; a gray read of a colour image uses libpng's conversion as OpenCV sets it up. 16-bit samples are read as sRGB-encoded (PNG_IMAGE_FLAG_16BIT_sRGB) and scaled to 8 bits,
 // close to OpenCV's `>> 8`; an image with a gAMA chunk other than sRGB's is converted to sRGB by
 // libpng, where OpenCV ignores the chunk.
 
@@ -51,10 +51,13 @@ extension ImageCodec {
         return out
     }
 
-    /// OpenCV's RGB to gray in fixed point: Y = 0.299 R + 0.587 G + 0.114 B, rounded.
+    /// RGB to gray as OpenCV's PNG reader gets it from libpng, `png_set_rgb_to_gray(0.299, 0.587)`:
+    /// coefficients truncated to 15 bits (9797, 19234, and 3737 for blue), the sum truncated, and
+    /// gray pixels passed through unchanged. This matches MXNet 1.9.1's gray reads exactly.
     static func grayLevel(red: UInt8, green: UInt8, blue: UInt8) -> UInt8 {
-        let sum: Int = Int(red) * 4899 + Int(green) * 9617 + Int(blue) * 1868
-        return UInt8((sum + (1 << 13)) >> 14)
+        if red == green && red == blue { return red }
+        let sum: Int = Int(red) * 9797 + Int(green) * 19234 + Int(blue) * 3737
+        return UInt8(sum >> 15)
     }
 
     static func encodePNG(_ pixels: NDArray, width: Int, height: Int, channels: Int) throws -> [UInt8] {

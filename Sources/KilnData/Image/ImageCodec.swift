@@ -11,7 +11,7 @@ import KilnCore
 ///
 /// Decoding follows OpenCV's `imdecode`, which MXNet uses: a colour read of an image with alpha
 /// drops the alpha channel (it does not composite), a gray image is repeated into three channels,
-/// and a gray read of a colour PNG uses OpenCV's weights. Bytes that are not a whole, valid image
+/// and a gray read of a colour PNG uses the weights OpenCV gives libpng (0.299, 0.587, 0.114). Bytes that are not a whole, valid image
 /// throw ``KilnDataError/undecodableImage(source:reason:)``; nothing is printed and nothing exits.
 public enum ImageCodec {
     /// A file format, told by its first bytes.
@@ -38,6 +38,11 @@ public enum ImageCodec {
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         if bytes.count >= 8, bytes.prefix(8).elementsEqual(png) { return .png }
         return nil
+    }
+
+    /// The format `bytes` start with, or nil.
+    public static func format(of bytes: [UInt8]) -> Format? {
+        bytes.withUnsafeBytes { format(of: $0) }
     }
 
     /// Decodes a JPEG or PNG image to `[height, width, channels]` uint8, with `channels` 3 (RGB) or
