@@ -284,6 +284,7 @@ struct ImageRecordIterGoldenTests {
         case "cifar_resize40": return try ImageRecordIter(pathImgrec: cifar, dataShape: [3, 32, 32], batchSize: 10, resize: 40, preprocessThreads: threads)
         case "cifar_resize24": return try ImageRecordIter(pathImgrec: cifar, dataShape: [3, 20, 20], batchSize: 10, resize: 24, preprocessThreads: threads)
         case "cifar_gray": return try ImageRecordIter(pathImgrec: cifar, dataShape: [1, 28, 28], batchSize: 10, preprocessThreads: threads)
+        case "images_gray6": return try ImageRecordIter(pathImgrec: Files.golden("images.rec"), dataShape: [1, 6, 6], batchSize: 3, preprocessThreads: threads)
         case "images_crop6":
             return try ImageRecordIter(pathImgrec: Files.golden("images.rec"), dataShape: [3, 6, 6], batchSize: 4,
                                        meanRGB: norm.0, stdRGB: norm.1, scale: 1.0 / 255, preprocessThreads: threads)
@@ -296,11 +297,11 @@ struct ImageRecordIterGoldenTests {
 
     @Test("Every golden case is here")
     func allCases() {
-        #expect(Self.cases.map(\.case) == ["cifar_crop28", "cifar_resize40", "cifar_resize24", "cifar_gray", "images_crop6", "multilabel"])
+        #expect(Self.cases.map(\.case) == ["cifar_crop28", "cifar_resize40", "cifar_resize24", "cifar_gray", "images_gray6", "images_crop6", "multilabel"])
     }
 
     @Test("Batches, labels, pads and shapes match MXNet's ImageRecordIter",
-          arguments: ["cifar_crop28", "cifar_resize40", "cifar_resize24", "cifar_gray", "images_crop6", "multilabel"])
+          arguments: ["cifar_crop28", "cifar_resize40", "cifar_resize24", "cifar_gray", "images_gray6", "images_crop6", "multilabel"])
     func matchesMXNet(_ name: String) throws {
         let golden = try #require(Self.cases.first { $0.case == name })
         let iter = try Self.iterator(name)
@@ -313,9 +314,9 @@ struct ImageRecordIterGoldenTests {
             let expected = try npy("iter_\(name)_\(b)_data.npy").converted(to: .float32)
             let data = batch.data[0]
             #expect(data.shape == expected.shape)
-            // images_crop6 holds JPEG records: one level of slack, as in goldenImages (here the match
-            // is exact). Everything else is PNG and must match to float rounding.
-            let levels = name == "images_crop6" ? 1.0 / 255 / 62.1 : 0
+            // The images_ cases hold JPEG records: one level of slack, as in goldenImages (here the
+            // match is exact). Everything else is PNG and must match to float rounding.
+            let levels = name == "images_crop6" ? 1.0 / 255 / 62.1 : name == "images_gray6" ? 1 : 0
             let difference = maxDifference(data, expected)
             #expect(difference <= levels + 1e-5, "\(name) batch \(b): max difference \(difference)")
         }
@@ -403,6 +404,24 @@ struct ImageRecordIterTests {
         iter.reset()
         let first = try #require(try iter.next())
         #expect(first.label[0].doubles() == [0, 1, 2, 3] && first.pad == 0)
+    }
+
+    @Test("Round batches over a file smaller than a batch: every pass starts where the last batch ended")
+    func roundBatchTinyFile() throws {
+        let (rec, idx) = try Self.makeFile(count: 3)
+        defer { Files.remove(rec, idx) }
+        let iter = try ImageRecordIter(pathImgrec: rec, pathImgidx: idx, dataShape: [3, 2, 2], batchSize: 8)
+        var seen: [[Int]] = []
+        var pads: [Int] = []
+        for _ in 0..<3 {
+            let batch = try #require(try iter.next())
+            seen.append(batch.label[0].doubles().map { Int($0) })
+            pads.append(batch.pad)
+            #expect(try iter.next() == nil)
+            iter.reset()
+        }
+        #expect(seen == [[0, 1, 2, 0, 1, 2, 0, 1], [2, 0, 1, 2, 0, 1, 2, 0], [1, 2, 0, 1, 2, 0, 1, 2]])
+        #expect(pads == [5, 7, 6])
     }
 
     @Test("Last batch: pad fills from the start and restarts; discard drops it")
@@ -522,6 +541,20 @@ struct ImageRecordIterTests {
         }
         #expect(source == "record 2 of '\(rec)'")
         #expect(reason.hasPrefix("PNG: "))
+    }
+
+    @Test("A truncated JPEG record throws by default and is used gray-filled with strictDecoding off")
+    func truncatedJPEGRecord() throws {
+        let jpeg = try ImageCodec.encode(smooth, as: .jpeg(quality: 90))
+        let rec = Files.scratch("jpeg.rec")
+        defer { Files.remove(rec) }
+        let writer = try RecordIOWriter(path: rec)
+        try writer.write(ImageRecord(label: 1, id: 0, image: Array(jpeg.dropLast(20))).packed())
+        try writer.close()
+        let strict = try ImageRecordIter(pathImgrec: rec, dataShape: [3, 8, 8], batchSize: 1)
+        #expect(Files.error { try strict.next() }?.description == "Cannot decode the image record 0 of '\(rec)': JPEG: Premature end of JPEG file.")
+        let lenient = try ImageRecordIter(pathImgrec: rec, dataShape: [3, 8, 8], batchSize: 1, strictDecoding: false)
+        #expect(try #require(try lenient.next()).data[0].shape == [1, 3, 8, 8])
     }
 
     @Test("Bad settings and empty files are refused when the iterator is made")

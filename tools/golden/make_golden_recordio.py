@@ -151,6 +151,7 @@ def iterator_cases():
         run_iter("cifar_resize40", path_imgrec=cifar, data_shape=(3, 32, 32), batch_size=10, resize=40),
         run_iter("cifar_resize24", path_imgrec=cifar, data_shape=(3, 20, 20), batch_size=10, resize=24),
         run_iter("cifar_gray", path_imgrec=cifar, data_shape=(1, 28, 28), batch_size=10),
+        run_iter("images_gray6", path_imgrec=images, data_shape=(1, 6, 6), batch_size=3),
         run_iter("images_crop6", path_imgrec=images, data_shape=(3, 6, 6), batch_size=4, scale=1.0 / 255, **norm),
         run_iter("multilabel", path_imgrec=os.path.join(OUT, "multilabel.rec"), data_shape=(3, 5, 5),
                  batch_size=2, label_width=3, mean_r=10.0, mean_g=20.0, mean_b=30.0, std_r=2.0, std_g=4.0,

@@ -83,6 +83,7 @@ public final class ImageRecordIter: DataIter {
         var seed: UInt64
         var lastBatch: LastBatch
         var threads: Int
+        var strictDecoding: Bool
     }
 
     /// Opens a RecordIO file of images.
@@ -103,12 +104,14 @@ public final class ImageRecordIter: DataIter {
     ///   - labelWidth: labels per record (the record's flag when greater than 0, else 1).
     ///   - lastBatch: see ``LastBatch``; MXNet's default is `.roundBatch`.
     ///   - preprocessThreads: threads that decode and augment a batch.
+    ///   - strictDecoding: when true (the default), a JPEG that libjpeg can only partly decode throws;
+    ///     when false it is used with its missing part gray, as MXNet does.
     public init(pathImgrec: String, pathImgidx: String? = nil, dataShape: Shape, batchSize: Int,
                 shuffle: Bool = false, seed: UInt64 = 0, resize: Int? = nil, randCrop: Bool = false,
                 randMirror: Bool = false, meanRGB: [Float] = [0, 0, 0], stdRGB: [Float] = [1, 1, 1],
                 scale: Float = 1, labelWidth: Int = 1, lastBatch: LastBatch = .roundBatch,
                 dataName: String = "data", labelName: String = "softmax_label",
-                preprocessThreads: Int = 1) throws {
+                preprocessThreads: Int = 1, strictDecoding: Bool = true) throws {
         guard dataShape.rank == 3, dataShape[0] == 1 || dataShape[0] == 3, dataShape[1] > 0, dataShape[2] > 0 else {
             throw KilnDataError.invalidArgument(
                 "ImageRecordIter's dataShape is [channels, height, width] with 1 or 3 channels, not \(dataShape)")
@@ -142,7 +145,8 @@ public final class ImageRecordIter: DataIter {
             mean: Array(meanRGB.prefix(channels)),
             // MXNet multiplies by (scale / std) computed once, in float.
             multiplier: stdRGB.prefix(channels).map { scale / $0 },
-            labelWidth: labelWidth, shuffle: shuffle, seed: seed, lastBatch: lastBatch, threads: preprocessThreads)
+            labelWidth: labelWidth, shuffle: shuffle, seed: seed, lastBatch: lastBatch, threads: preprocessThreads,
+            strictDecoding: strictDecoding)
         provideData = [DataDescription(name: dataName, shape: Shape([batchSize] + dataShape.dims))]
         provideLabel = [DataDescription(name: labelName, shape: labelWidth == 1 ? [batchSize] : [batchSize, labelWidth])]
     }
@@ -151,12 +155,17 @@ public final class ImageRecordIter: DataIter {
 
     public func reset() {
         // A pass that has not started stays; otherwise the next pass begins, after any examples a
-        // round batch already took from it.
+        // round batch already took from it (from several passes, when the file holds fewer records
+        // than a batch).
         guard position > passStart else { return }
-        let next = passStart + recordCount
-        passStart = next
-        if settings.lastBatch != .roundBatch || position < next { position = next }
-        orders = orders.filter { $0.key >= next / recordCount }
+        passStart += recordCount
+        if settings.lastBatch == .roundBatch {
+            while position >= passStart + recordCount { passStart += recordCount }
+            position = max(position, passStart)
+        } else {
+            position = passStart
+        }
+        orders = orders.filter { $0.key >= passStart / recordCount }
     }
 
     public func next() throws -> DataBatch? {
@@ -253,7 +262,7 @@ public final class ImageRecordIter: DataIter {
                 path: source, field: "the labels",
                 reason: "the record has \(labels.count) label(s) but labelWidth is \(s.labelWidth)")
         }
-        var image = try ImageCodec.decode(record.image, channels: s.channels, source: source)
+        var image = try ImageCodec.decode(record.image, channels: s.channels, source: source, strict: s.strictDecoding)
         if let resize = s.resize { image = try ImageResize.shorterSide(image, to: resize) }
         // MXNet scales an image smaller than the crop up to it, height first, keeping the aspect.
         var rows = image.shape[0], cols = image.shape[1]
