@@ -38,7 +38,7 @@ let package = Package(
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
         .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
-        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnGraph"]),
+        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph"]),
     ],
     swiftLanguageModes: [.v6]
 )
