@@ -149,6 +149,10 @@ def iterator_cases():
     cases = [
         run_iter("cifar_crop28", path_imgrec=cifar, data_shape=(3, 28, 28), batch_size=8),
         run_iter("cifar_resize40", path_imgrec=cifar, data_shape=(3, 32, 32), batch_size=10, resize=40),
+        # No crop after the upscale: the border rows, where OpenCV clamps row indices but not weights.
+        run_iter("cifar_resize36", path_imgrec=cifar, data_shape=(3, 36, 36), batch_size=10, resize=36),
+        # An exact 2:1 reduction, which OpenCV does as INTER_AREA (2x2 means).
+        run_iter("cifar_resize16", path_imgrec=cifar, data_shape=(3, 16, 16), batch_size=10, resize=16),
         run_iter("cifar_resize24", path_imgrec=cifar, data_shape=(3, 20, 20), batch_size=10, resize=24),
         run_iter("cifar_gray", path_imgrec=cifar, data_shape=(1, 28, 28), batch_size=10),
         run_iter("images_gray6", path_imgrec=images, data_shape=(1, 6, 6), batch_size=3),

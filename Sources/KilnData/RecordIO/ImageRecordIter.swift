@@ -4,7 +4,7 @@
 // Each example goes through MXNet's default augmenter and normalizer, in MXNet's order:
 //
 //     record ─unpack─> header, labels, JPEG/PNG bytes ─decode─> HWC uint8 (RGB, or gray)
-//       ─resize─> shorter side = resize (if set)
+//       ─resize─> shorter side = resize (if set), OpenCV's bilinear (Transforms/Resize.swift)
 //       ─crop──> if smaller than data_shape, scaled up to it first; then a data_shape window,
 //                centred, or at a random place with randCrop
 //       ─mirror─> left-right, with probability 1/2 under randMirror
@@ -263,17 +263,22 @@ public final class ImageRecordIter: DataIter {
                 reason: "the record has \(labels.count) label(s) but labelWidth is \(s.labelWidth)")
         }
         var image = try ImageCodec.decode(record.image, channels: s.channels, source: source, strict: s.strictDecoding)
-        if let resize = s.resize { image = try ImageResize.shorterSide(image, to: resize) }
+        if let resize = s.resize {
+            // MXNet's integer arithmetic for the longer side.
+            let (h, w) = (image.shape[0], image.shape[1])
+            image = h > w ? try resizeBilinear(image, width: resize, height: resize * h / w)
+                          : try resizeBilinear(image, width: resize * w / h, height: resize)
+        }
         // MXNet scales an image smaller than the crop up to it, height first, keeping the aspect.
         var rows = image.shape[0], cols = image.shape[1]
         if rows < s.height {
             let newCols = Int(Float(s.height) / Float(rows) * Float(cols))
-            image = try ImageResize.bilinear(image, height: s.height, width: newCols)
+            image = try resizeBilinear(image, width: newCols, height: s.height)
             rows = s.height; cols = newCols
         }
         if cols < s.width {
             let newRows = Int(Float(s.width) / Float(cols) * Float(rows))
-            image = try ImageResize.bilinear(image, height: newRows, width: s.width)
+            image = try resizeBilinear(image, width: s.width, height: newRows)
             rows = newRows; cols = s.width
         }
         guard rows >= s.height, cols >= s.width else {
