@@ -20,8 +20,9 @@
 //     .pad                     [0 1 2 3][4 5 6 7][8 9 0' 1']  [0' 1' 2' 3'] ...
 //     .discard                 [0 1 2 3][4 5 6 7]             [0' 1' 2' 3'] ...
 //
-// (x' is record x of the next pass's order.) Random choices for an example (crop place, mirror) are
-// drawn from a generator seeded by (seed, its place in the stream), so a run is reproducible for a
+// (x' is record x of the next pass's order.) The shuffle and the random choices for an example (crop
+// place, mirror) come from the module's seeded streams (Support/Randomness.swift): the order of pass e
+// from (seed, e), an example's choices from (seed, e, its record), so a run is reproducible for a
 // seed whatever the number of decoding threads.
 
 import Dispatch
@@ -191,15 +192,9 @@ public final class ImageRecordIter: DataIter {
         let pass = p / recordCount, i = p % recordCount
         guard settings.shuffle else { return i }
         if let order = orders[pass] { return order[i] }
-        var rng = SplitMix64(seed: Self.mix(settings.seed, UInt64(pass), 0x5348_5546))
-        let order = Array(0..<recordCount).shuffled(using: &rng)
+        let order = shuffledIndices(count: recordCount, seed: settings.seed, epoch: pass)
         orders[pass] = order
         return order[i]
-    }
-
-    static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
-        var g = SplitMix64(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
-        return g.next()
     }
 
     // MARK: Batches
@@ -211,6 +206,7 @@ public final class ImageRecordIter: DataIter {
         var labels = [Float](repeating: 0, count: batchSize * s.labelWidth)
         var failures = [Error?](repeating: nil, count: batchSize)
         let reader = self.reader, offsets = self.offsets, path = self.path
+        let passes = streamPositions.map { $0 / recordCount }
         data.withUnsafeMutableBufferPointer(as: Float.self) { out in
             labels.withUnsafeMutableBufferPointer { labelOut in
                 failures.withUnsafeMutableBufferPointer { failureOut in
@@ -219,7 +215,7 @@ public final class ImageRecordIter: DataIter {
                     let work: @Sendable (Int) -> Void = { j in
                         let record = records[j]
                         do {
-                            var rng = SplitMix64(seed: Self.mix(s.seed, UInt64(streamPositions[j]), 0x4155_4721))
+                            var rng = SampleGenerator(seed: s.seed, epoch: passes[j], index: record)
                             let payload = try reader.record(at: offsets[record])
                             let example = try Self.process(
                                 payload: payload, source: "record \(record) of '\(path)'", settings: s, rng: &rng,
@@ -253,7 +249,7 @@ public final class ImageRecordIter: DataIter {
     }
 
     /// Decodes, augments and normalizes one record into `out` (CHW); returns its labels.
-    static func process(payload: [UInt8], source: String, settings s: Settings, rng: inout SplitMix64,
+    static func process(payload: [UInt8], source: String, settings s: Settings, rng: inout SampleGenerator,
                         into out: UnsafeMutableBufferPointer<Float>) throws -> [Float] {
         let record = try ImageRecord(packed: payload, source: source)
         let labels = record.labels
@@ -287,13 +283,13 @@ public final class ImageRecordIter: DataIter {
         }
         var top = rows - s.height, left = cols - s.width
         if s.randomCrop {
-            top = Int.random(in: 0...top, using: &rng)
-            left = Int.random(in: 0...left, using: &rng)
+            top = rng.nextInt(below: top + 1)
+            left = rng.nextInt(below: left + 1)
         } else {
             top /= 2
             left /= 2
         }
-        let mirror = s.randomMirror && Bool.random(using: &rng)
+        let mirror = s.randomMirror && rng.nextInt(below: 2) == 1
         let c = s.channels, plane = s.height * s.width
         image.withUnsafeBufferPointer(as: UInt8.self) { pixels in
             for y in 0..<s.height {
