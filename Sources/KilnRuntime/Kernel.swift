@@ -49,8 +49,9 @@ public protocol Kernel: AnyObject {
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws
 
-    /// Auxiliary states the last training forward changed (BatchNorm's moving statistics), by input
-    /// index; the executor stores them back into `auxDict`.
+    /// Auxiliary states the last training pass changed (BatchNorm's moving statistics), by input
+    /// index; the executor stores them back into `auxDict` after `forward` and after `backward`
+    /// (BatchNorm, as in MXNet 1.9, updates them in its backward).
     func auxiliaryUpdates() -> [(input: Int, value: NDArray)]
 }
 

@@ -107,6 +107,8 @@ public final class Executor {
             guard let name = wanted[i] else { continue }
             if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.zipMap(g, +) } else { gradDict[name] = g }
         }
+        // MXNet 1.9 updates BatchNorm's moving statistics in its backward pass, not in the forward.
+        for (name, value) in p.auxiliaryUpdates() where auxDict[name] != nil { auxDict[name] = value }
     }
 
     /// Runs `forward` after setting some arguments (MXNet's `forward(is_train, **kwargs)`).
