@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import KilnGraph
 import KilnRuntime
@@ -57,6 +58,11 @@ import Testing
         },
         op("conv2d k3x2 groups2", { random([2, 4, 5, 4]) }) { .convolution($0, kernel: [3, 2], numFilter: 6, numGroup: 2, name: "c") },
         op("conv2d depthwise", { random([1, 3, 4, 4]) }) { .convolution($0, kernel: [3, 3], numFilter: 3, pad: [1, 1], numGroup: 3, name: "c") },
+        // 16 or more input channels per group: oneDNN's blocked layouts in the framework's backward.
+        op("conv2d 16 channels k3 p1", { random([2, 16, 4, 4]) }) { .convolution($0, kernel: [3, 3], numFilter: 5, pad: [1, 1], name: "c") },
+        op("conv2d 32 channels groups2 s2", { random([1, 32, 5, 5]) }) {
+            .convolution($0, kernel: [3, 3], numFilter: 4, stride: [2, 2], numGroup: 2, name: "c")
+        },
         op("conv1d k3 s2 p1 dilate2", { random([2, 2, 9]) }) {
             .convolution($0, kernel: [3], numFilter: 3, stride: [2], dilate: [2], pad: [1], name: "c")
         },
@@ -66,6 +72,9 @@ import Testing
         },
         op("deconv2d k2 groups2", { random([1, 4, 3, 2]) }) { .deconvolution($0, kernel: [2, 2], numFilter: 4, numGroup: 2, name: "d") },
         op("deconv2d k3 dilate2", { random([1, 2, 3, 3]) }) { .deconvolution($0, kernel: [3, 3], numFilter: 2, dilate: [2, 2], name: "d") },
+        op("deconv2d 16 channels k2 s2 bias", { random([2, 16, 3, 3]) }) {
+            .deconvolution($0, kernel: [2, 2], numFilter: 3, stride: [2, 2], noBias: false, name: "d")
+        },
         op("deconv1d k3 s2 bias", { random([2, 2, 4]) }) { .deconvolution($0, kernel: [3], numFilter: 3, stride: [2], noBias: false, name: "d") },
         op("fc flatten bias", { random([3, 2, 3, 2]) }) { .fullyConnected($0, numHidden: 4, name: "f") },
         op("fc flatten false", { random([2, 3, 5]) }) { .fullyConnected($0, numHidden: 4, flatten: false, name: "f") },
@@ -279,5 +288,66 @@ import Testing
         let reference = try Self.trained(pool, args, [:], heads: heads, backend: .reference, isTrain: false)
         let framework = try Self.trained(pool, args, [:], heads: heads, backend: .framework, isTrain: false)
         expectClose(framework.gradDict["data"] ?? NDArray(zeros: [1]), reference.gradDict["data"] ?? NDArray(zeros: [2]), relative: 1e-6, "data gradient")
+    }
+
+    // MARK: LeNet-5 training step timing (release builds, on request)
+
+    /// LeNet-5's NN ops at batch 100 (conv 20 5x5, max pool 2, conv 50 5x5, max pool 2, FC 500,
+    /// FC 10), one training step = forward(isTrain) + backward of every weight, then an SGD step
+    /// `w -= 0.01 g` (a Swift loop; new weight arrays, so the kernels repack them as in training).
+    /// Prints ms per batch (the best and the median of several rounds: other processes share the
+    /// cores) on both backends and checks that their gradients agree. Run with
+    /// `KILN_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter lenetTrainingStep`.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["KILN_BENCH"] != nil, "set KILN_BENCH=1 (release build) to time it"))
+    func lenetTrainingStepTiming() throws {
+        var x = Symbol.convolution(Self.data, kernel: [5, 5], numFilter: 20, name: "conv1")
+        x = .pooling(x, kernel: [2, 2], stride: [2, 2], name: "pool1")
+        x = .convolution(x, kernel: [5, 5], numFilter: 50, name: "conv2")
+        x = .pooling(x, kernel: [2, 2], stride: [2, 2], name: "pool2")
+        x = .fullyConnected(x, numHidden: 500, name: "fc1")
+        x = .fullyConnected(x, numHidden: 10, name: "fc2")
+        let (args, _) = try Self.arguments(x, data: NDArray.randomUniform(shape: [100, 1, 28, 28], seed: 1))
+        let scaled = args.mapValues { $0.map { $0 * 0.1 } }
+        let head = [NDArray.randomUniform(shape: [100, 10], low: -1, high: 1, seed: 2)]
+        let weights = x.listArguments().filter { $0 != "data" }
+
+        func bind(_ backend: OpByOpBackend) throws -> Executor {
+            let exec = try x.simpleBind(shapes: ["data": [100, 1, 28, 28]], gradReq: .write, gradReqs: ["data": .null],
+                                        sharedBuffer: scaled, backend: backend)
+            try exec.forward(isTrain: true)
+            try exec.backward(head)
+            return exec
+        }
+        func step(_ exec: Executor, update: Bool) throws {
+            try exec.forward(isTrain: true)
+            try exec.backward(head)
+            guard update else { return }
+            for name in weights {
+                if let w = exec.argDict[name], let g = exec.gradDict[name] { exec.argDict[name] = try w.zipMap(g) { $0 - 0.01 * $1 } }
+            }
+        }
+        /// Milliseconds per step: best and median over `rounds` rounds of `steps` steps.
+        func time(_ exec: Executor, rounds: Int, steps: Int, update: Bool) throws -> (best: Double, median: Double) {
+            let clock = ContinuousClock()
+            var perStep: [Double] = []
+            for _ in 0..<rounds {
+                let d = try clock.measure { for _ in 0..<steps { try step(exec, update: update) } }
+                perStep.append((Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15) / Double(steps))
+            }
+            perStep.sort()
+            return (perStep[0], perStep[perStep.count / 2])
+        }
+        let framework = try bind(.framework), reference = try bind(.reference)
+        for name in weights {
+            expectClose(framework.gradDict[name] ?? NDArray(zeros: [1]), reference.gradDict[name] ?? NDArray(zeros: [2]),
+                        relative: 1e-4, "gradient of \(name)")
+        }
+        let fixed = try time(framework, rounds: 7, steps: 10, update: false)
+        let updated = try time(framework, rounds: 7, steps: 10, update: true)
+        let slow = try time(reference, rounds: 1, steps: 2, update: false)
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        print("LeNet-5 NN ops, batch 100, release: framework forward+backward \(f(fixed.best)) ms/batch best, \(f(fixed.median)) median; " +
+              "with an SGD step (weights repacked) \(f(updated.best)) best, \(f(updated.median)) median " +
+              "(\(f(updated.median * 0.6)) s per 600-batch epoch); reference forward+backward \(String(format: "%.0f", slow.best)) ms/batch")
     }
 }
