@@ -75,6 +75,9 @@ import Testing
         op("deconv2d 16 channels k2 s2 bias", { random([2, 16, 3, 3]) }) {
             .deconvolution($0, kernel: [2, 2], numFilter: 3, stride: [2, 2], noBias: false, name: "d")
         },
+        op("deconv2d k3 s2 target_shape", { random([1, 2, 3, 3]) }) {
+            .deconvolution($0, kernel: [3, 3], numFilter: 2, stride: [2, 2], targetShape: [6, 6], name: "d")
+        },
         op("deconv1d k3 s2 bias", { random([2, 2, 4]) }) { .deconvolution($0, kernel: [3], numFilter: 3, stride: [2], noBias: false, name: "d") },
         op("fc flatten bias", { random([3, 2, 3, 2]) }) { .fullyConnected($0, numHidden: 4, name: "f") },
         op("fc flatten false", { random([2, 3, 5]) }) { .fullyConnected($0, numHidden: 4, flatten: false, name: "f") },
