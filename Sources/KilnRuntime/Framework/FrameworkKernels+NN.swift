@@ -339,6 +339,8 @@ final class DNNLPoolingKernel: Kernel {
     /// Whether the workspace holds the argmax of the last forward (a training forward of max pooling).
     private var workspaceIsCurrent = false
     private var backwardPass: (primitive: DNNLPrimitive, diffSrc: DNNLMemory, diffDst: DNNLMemory)?
+    /// Kept as long as the backward primitive: oneDNN's backward descriptor points at its hint.
+    private var backwardHint: NNForwardHint?
     /// Sum pooling's scaled output gradient; a max pooling's output when the workspace must be recomputed.
     private var scratch: [Float] = []
 
@@ -430,6 +432,7 @@ final class DNNLPoolingKernel: Kernel {
             dnnl_pooling_v2_backward_desc_init(desc, algorithm, &s, &d, strides, kernel, [0, 0], before, after)
         }
         let b = (p, try DNNL.placeholderMemory(srcMd, node: node), try DNNL.placeholderMemory(dstMd, node: node))
+        backwardHint = hint
         backwardPass = b
         return b
     }
@@ -526,6 +529,8 @@ final class DNNLBatchNormKernel: Kernel {
     private var updates: [(input: Int, value: NDArray)] = []
     /// Backward primitives by whether they differentiate through batch statistics.
     private var backwardPrimitives: [Bool: DNNLPrimitive] = [:]
+    /// Kept as long as the backward primitives: oneDNN's backward descriptors point at their hints.
+    private var backwardHints: [NNForwardHint] = []
     private var gradientMemory: (diffSrc: DNNLMemory, diffDst: DNNLMemory, diffScale: DNNLMemory, diffShift: DNNLMemory,
                                  dataScratch: DNNLMemory, vectorScratch: DNNLMemory)?
 
@@ -618,6 +623,7 @@ final class DNNLBatchNormKernel: Kernel {
             dnnl_batch_normalization_backward_desc_init(d, dnnl_backward, &diff, &md, eps, flags)
         }
         backwardPrimitives[batchStatistics] = b
+        backwardHints.append(hint)
         return b
     }
 

@@ -30,7 +30,9 @@ enum NNGradientArg {
     static let diffShift = Int32(DNNL_ARG_DIFF_SHIFT)
 }
 
-/// A primitive descriptor that is only a forward hint for backward descriptors; destroyed with its owner.
+/// A primitive descriptor that is only a forward hint for backward descriptors; destroyed with its
+/// owner, which must keep it as long as the backward primitives made with it (oneDNN's backward
+/// descriptors keep a pointer to their hint).
 final class NNForwardHint {
     let handle: dnnl_primitive_desc_t
 
