@@ -295,28 +295,30 @@ import Testing
 
     // MARK: LeNet-5 training step timing (release builds, on request)
 
-    /// LeNet-5's NN ops at batch 100 (conv 20 5x5, max pool 2, conv 50 5x5, max pool 2, FC 500,
-    /// FC 10), one training step = forward(isTrain) + backward of every weight, then an SGD step
-    /// `w -= 0.01 g` (a Swift loop; new weight arrays, so the kernels repack them as in training),
-    /// 600 times: one epoch of MNIST.
+    /// LeNet-5 at batch 100 (conv 20 5x5, tanh, max pool 2, conv 50 5x5, tanh, max pool 2, FC 500,
+    /// tanh, FC 10, SoftmaxOutput), one training step = forward(isTrain) + backward of every weight,
+    /// then an SGD step `w -= 0.01 g` (a Swift loop; new weight arrays, so the kernels repack them as
+    /// in training), 600 times: one epoch of MNIST.
     /// Prints ms per batch (the best and the median of several rounds: other processes share the
     /// cores) on both backends and checks that their gradients agree. Run with
     /// `KILN_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter lenetTrainingStep`.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["KILN_BENCH"] != nil, "set KILN_BENCH=1 (release build) to time it"))
     func lenetTrainingStepTiming() throws {
         var x = Symbol.convolution(Self.data, kernel: [5, 5], numFilter: 20, name: "conv1")
-        x = .pooling(x, kernel: [2, 2], stride: [2, 2], name: "pool1")
+        x = .pooling(.activation(x, kind: .tanh, name: "tanh1"), kernel: [2, 2], stride: [2, 2], name: "pool1")
         x = .convolution(x, kernel: [5, 5], numFilter: 50, name: "conv2")
-        x = .pooling(x, kernel: [2, 2], stride: [2, 2], name: "pool2")
-        x = .fullyConnected(x, numHidden: 500, name: "fc1")
-        x = .fullyConnected(x, numHidden: 10, name: "fc2")
-        let (args, _) = try Self.arguments(x, data: NDArray.randomUniform(shape: [100, 1, 28, 28], seed: 1))
-        let scaled = args.mapValues { $0.map { $0 * 0.1 } }
-        let head = [NDArray.randomUniform(shape: [100, 10], low: -1, high: 1, seed: 2)]
-        let weights = x.listArguments().filter { $0 != "data" }
+        x = .pooling(.activation(x, kind: .tanh, name: "tanh2"), kernel: [2, 2], stride: [2, 2], name: "pool2")
+        x = .activation(.fullyConnected(x, numHidden: 500, name: "fc1"), kind: .tanh, name: "tanh3")
+        x = .softmaxOutput(.fullyConnected(x, numHidden: 10, name: "fc2"), name: "softmax")
+        var (args, _) = try Self.arguments(x, data: NDArray.randomUniform(shape: [100, 1, 28, 28], seed: 1))
+        args = args.mapValues { $0.map { $0 * 0.1 } }
+        args["softmax_label"] = NDArray(shape: [100], values: (0..<100).map { Float($0 % 10) })
+        let head: [NDArray] = []
+        let weights = x.listArguments().filter { $0 != "data" && $0 != "softmax_label" }
+        let scaled = args
 
         func bind(_ backend: OpByOpBackend) throws -> Executor {
-            let exec = try x.simpleBind(shapes: ["data": [100, 1, 28, 28]], gradReq: .write, gradReqs: ["data": .null],
+            let exec = try x.simpleBind(shapes: ["data": [100, 1, 28, 28]], gradReq: .write, gradReqs: ["data": .null, "softmax_label": .null],
                                         sharedBuffer: scaled, backend: backend)
             try exec.forward(isTrain: true)
             try exec.backward(head)
@@ -352,7 +354,7 @@ import Testing
         let updated = try time(framework, rounds: 60, steps: 10, update: true)
         let slow = try time(reference, rounds: 1, steps: 2, update: false)
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
-        print("LeNet-5 NN ops, batch 100, release: framework forward+backward \(f(fixed.best)) ms/batch best, \(f(fixed.median)) median; " +
+        print("LeNet-5, batch 100, release: framework forward+backward \(f(fixed.best)) ms/batch best, \(f(fixed.median)) median; " +
               "with an SGD step (weights repacked) \(f(updated.best)) best, \(f(updated.median)) median, " +
               "600 batches (one epoch) in \(f(updated.total / 1000)) s; reference forward+backward \(String(format: "%.0f", slow.best)) ms/batch")
     }
