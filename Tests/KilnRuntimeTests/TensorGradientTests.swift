@@ -213,7 +213,7 @@ import Testing
     }
 
     /// `x` read twice by one node: `Concat(x, x)` along the last axis gives `dx = dy[:, :2] + dy[:, 2:]`.
-    @Test(arguments: [DType.float32])
+    @Test(arguments: [DType.float32, .float64, .float16])
     func entryReadTwiceByOneNodeAddsBothGradients(_ dtype: DType) throws {
         let s = Symbol.concat([Self.x, Self.x], dim: 1)
         let input = NDArray(shape: [2, 2], dtype: dtype, values: [1, 2, 3, 4])
@@ -221,6 +221,19 @@ import Testing
         let grads = try Self.gradientsOnBoth(s, ["x": input], heads: [g])
         #expect(grads["x"]?.dtype == dtype)
         #expect(grads["x"]?.doubles() == [11, 22, 33, 44])
+    }
+
+    /// An added gradient flows on into the next node's backward in the entry's own dtype:
+    /// `t = transpose(x)`, `y = Concat(t, t)`, so `dx = (dy[:, :2] + dy[:, 2:])ᵀ`.
+    @Test(arguments: [DType.float32, .float64])
+    func addedGradientKeepsItsDtypeDownstream(_ dtype: DType) throws {
+        let t = Symbol.transpose(Self.x)
+        let s = Symbol.concat([t, t], dim: 1)
+        let input = NDArray(shape: [2, 2], dtype: dtype, values: [1, 2, 3, 4])
+        let g = NDArray(shape: [2, 4], dtype: dtype, values: [1, 2, 10, 20, 3, 4, 30, 40])
+        let grads = try Self.gradientsOnBoth(s, ["x": input], heads: [g])
+        #expect(grads["x"]?.dtype == dtype)
+        #expect(grads["x"]?.doubles() == [11, 33, 22, 44])
     }
 
     /// SliceChannel with its middle output unused: that part's gradient is zero.
@@ -247,7 +260,7 @@ import Testing
     }
 
     /// `gradReq: .add` adds each backward's gradient to what `gradDict` held, in the argument's dtype.
-    @Test(arguments: [DType.float32])
+    @Test(arguments: [DType.float32, .float64])
     func addRequestAccumulatesAcrossBackwards(_ dtype: DType) throws {
         let s = Symbol.sum(Self.x, axis: [1])
         let input = NDArray(shape: [2, 2], dtype: dtype, values: [1, 2, 3, 4])
@@ -258,5 +271,14 @@ import Testing
         }
         #expect(exec.gradDict["x"]?.dtype == dtype)
         #expect(exec.gradDict["x"]?.doubles() == [3, 3, 6, 6])
+    }
+
+    /// A head gradient must have its output's dtype: kernels read it by the bound dtype.
+    @Test func headGradientOfAnotherDtypeIsRefused() throws {
+        let exec = try Symbol.sum(Self.x).simpleBind(shapes: ["x": [3]], types: ["x": .float64], gradReq: .write)
+        try exec.forward(isTrain: true)
+        #expect(throws: RuntimeError.self) { try exec.backward([NDArray(shape: [1], values: [1])]) }
+        try exec.backward([NDArray(shape: [1], dtype: .float64, values: [2])])
+        #expect(exec.gradDict["x"]?.doubles() == [2, 2, 2])
     }
 }

@@ -95,8 +95,9 @@ public final class Executor {
         guard heads.count == outputs.count else {
             throw RuntimeError.invalidArgument("backward got \(heads.count) head gradients for \(outputs.count) outputs")
         }
-        for (h, o) in zip(heads, outputs) where h.shape != o.shape {
-            throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: h.shape)
+        for (h, o) in zip(heads, outputs) {
+            guard h.shape == o.shape else { throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: h.shape) }
+            guard h.dtype == o.dtype else { throw RuntimeError.argumentType(name: "head gradient", expected: o.dtype, actual: h.dtype) }
         }
         var wanted: [Int: String] = [:]
         for (i, n) in graph.nodes.enumerated() where n.isVariable {
@@ -105,7 +106,7 @@ public final class Executor {
         let grads = try p.backward(headGradients: heads, wanted: Set(wanted.keys))
         for (i, g) in grads {
             guard let name = wanted[i] else { continue }
-            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.zipMap(g, +) } else { gradDict[name] = g }
+            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.addingGradient(g) } else { gradDict[name] = g }
         }
     }
 
