@@ -21,14 +21,16 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "KilnPartition", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnData"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
+        .testTarget(name: "KilnPartitionTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "TestSupport"]),
         .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
@@ -38,7 +40,7 @@ let package = Package(
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
         .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
-        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnGraph"]),
+        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,5 +3,6 @@
 @_exported import KilnCore
 @_exported import KilnGraph
 @_exported import KilnRuntime
+@_exported import KilnPartition
 @_exported import KilnTrain
 @_exported import KilnData

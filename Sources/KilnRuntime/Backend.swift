@@ -10,6 +10,43 @@ public enum Support: Sendable, Equatable {
     public var isSupported: Bool { self == .supported }
 }
 
+/// What a backend sees when asked whether it can run one node: the graph, the node, and what is
+/// known at bind time (shapes and types when inferred, and which variables hold constants such as
+/// weights given in the shared buffer).
+public struct SupportQuery: Sendable {
+    public let graph: Graph
+    public let node: Int
+    public let shapes: InferredShapes?
+    public let types: InferredTypes?
+    /// Names of variables whose values are known at bind (weights and auxiliary states).
+    public let constants: Set<String>
+
+    public init(graph: Graph, node: Int, shapes: InferredShapes? = nil, types: InferredTypes? = nil, constants: Set<String> = []) {
+        self.graph = graph
+        self.node = node
+        self.shapes = shapes
+        self.types = types
+        self.constants = constants
+    }
+
+    /// The node asked about.
+    public var graphNode: Graph.Node { graph.nodes[node] }
+
+    /// Whether input `k` of the node is a variable whose value is known at bind.
+    public func isConstant(input k: Int) -> Bool {
+        let n = graph.nodes[node]
+        guard k < n.inputs.count else { return false }
+        let src = graph.nodes[n.inputs[k].node]
+        return src.isVariable && constants.contains(src.name)
+    }
+
+    /// Shapes of the node's inputs, when shapes were inferred.
+    public var inputShapes: [Shape]? {
+        guard let shapes else { return nil }
+        return graph.nodes[node].inputs.map { shapes.nodeOutputs[$0.node][$0.index] }
+    }
+}
+
 /// Something that runs a compiled graph: the framework's op-by-op plan or an engine's compiled group.
 public protocol CompiledGraph: AnyObject {
     /// Runs on the given inputs (by variable name) and returns the graph's outputs, one per head.
@@ -22,8 +59,8 @@ public protocol CompiledGraph: AnyObject {
 public protocol Backend: Sendable {
     /// Short name for reports (`"framework"`, `"reference"`, `"engine-cpu"`).
     var name: String { get }
-    /// Whether this backend can run node `node` of `graph`.
-    func support(for node: Int, in graph: Graph) -> Support
+    /// Whether this backend can run the node, and if not, why.
+    func support(_ query: SupportQuery) -> Support
     /// Compiles `graph`, every op node of which this backend supports, for the given shapes and types.
     /// `constants` are variables whose values are known at compile time (weights).
     func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph
@@ -39,8 +76,8 @@ public struct OpByOpBackend: Backend {
         self.kernels = kernels
     }
 
-    public func support(for node: Int, in graph: Graph) -> Support {
-        let n = graph.nodes[node]
+    public func support(_ query: SupportQuery) -> Support {
+        let n = query.graphNode
         if n.isVariable { return .supported }
         return kernels.factory(for: n.op) == nil ? .unsupported("no \(name) kernel for \(n.op)") : .supported
     }

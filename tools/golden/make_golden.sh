@@ -41,3 +41,4 @@ export MXNET_SUBGRAPH_BACKEND=NONE   # the fused subgraph path gives wrong answe
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # MXNet logs one line per bind with the subgraph backend off; keep the rest.
 "$VENV/bin/python" "$REPO/tools/golden/make_golden.py" "$@" 2> >(grep -v "subgraph backend is not in use" >&2)
+"$VENV/bin/python" "$REPO/tools/golden/make_golden_grads.py" 2> >(grep -v "subgraph backend is not in use" >&2)

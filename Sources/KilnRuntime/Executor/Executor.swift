@@ -83,6 +83,11 @@ public final class Executor {
         }
     }
 
+    static func ones(like a: NDArray) -> NDArray {
+        if a.dtype == .float32 { return NDArray(shape: a.shape, values: [Float](repeating: 1, count: a.elementCount)) }
+        return NDArray(shape: a.shape, dtype: a.dtype, values: [Double](repeating: 1, count: a.elementCount))
+    }
+
     /// Computes the gradients of the arguments bound with a gradient request, after `forward(isTrain: true)`.
     ///
     /// - Parameter headGradients: the gradient of each output; ones when empty (loss outputs such as
@@ -91,7 +96,7 @@ public final class Executor {
         guard let p = plan as? OpByOpPlan else {
             throw RuntimeError.invalidArgument("The \(backend.name) backend runs inference only; bind with the framework backend to train")
         }
-        let heads = headGradients.isEmpty ? outputs.map { NDArray(shape: $0.shape, dtype: $0.dtype, values: [Double](repeating: 1, count: $0.elementCount)) } : headGradients
+        let heads = headGradients.isEmpty ? outputs.map { Self.ones(like: $0) } : headGradients
         guard heads.count == outputs.count else {
             throw RuntimeError.invalidArgument("backward got \(heads.count) head gradients for \(outputs.count) outputs")
         }
