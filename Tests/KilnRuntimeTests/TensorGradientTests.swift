@@ -278,12 +278,16 @@ import Testing
         #expect(exec.gradDict["x"]?.doubles() == [3, 3, 6, 6])
     }
 
-    /// A head gradient must have its output's dtype: kernels read it by the bound dtype.
-    @Test func headGradientOfAnotherDtypeIsRefused() throws {
-        let exec = try Symbol.sum(Self.x).simpleBind(shapes: ["x": [3]], types: ["x": .float64], gradReq: .write)
-        try exec.forward(isTrain: true)
-        #expect(throws: RuntimeError.self) { try exec.backward([NDArray(shape: [1], values: [1])]) }
-        try exec.backward([NDArray(shape: [1], dtype: .float64, values: [2])])
-        #expect(exec.gradDict["x"]?.doubles() == [2, 2, 2])
+    /// A head gradient of another dtype is converted to its output's, which kernels read it as.
+    @Test func headGradientOfAnotherDtypeIsConverted() throws {
+        let s = Symbol.concat([.transpose(Self.x), .transpose(Self.x)], dim: 0)
+        for backend in [OpByOpBackend.reference, .framework] {
+            let exec = try s.simpleBind(shapes: ["x": [2, 3]], types: ["x": .float64], gradReq: .write, backend: backend)
+            try exec.forward(isTrain: true)
+            try exec.backward([NDArray(shape: [6, 2], values: (0..<12).map(Float.init))])
+            #expect(exec.gradDict["x"]?.dtype == .float64)
+            // dx = (dy[0:3] + dy[3:6])ᵀ with dy[r, c] = 2r + c.
+            #expect(exec.gradDict["x"]?.doubles() == [6, 10, 14, 8, 12, 16], "\(backend.name)")
+        }
     }
 }
