@@ -45,7 +45,8 @@ public protocol Kernel: AnyObject {
     /// Gradients of the inputs from the gradients of the outputs, after a `forward(isTrain: true)` on
     /// the same arrays (state that forward kept, such as a dropout mask or batch statistics, is still
     /// there). `inputGradients` arrive as zeros shaped as the inputs; write entry `i` when `needed[i]`.
-    /// `outputGradients` has one array per visible output (zeros where no gradient flows).
+    /// `outputGradients` has one array per output, hidden ones included, each in its output's shape
+    /// and dtype (zeros where no gradient flows).
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws
 
