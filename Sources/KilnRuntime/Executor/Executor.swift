@@ -91,17 +91,20 @@ public final class Executor {
     /// Computes the gradients of the arguments bound with a gradient request, after `forward(isTrain: true)`.
     ///
     /// - Parameter headGradients: the gradient of each output; ones when empty (loss outputs such as
-    ///   SoftmaxOutput ignore theirs).
+    ///   SoftmaxOutput ignore theirs). One of another dtype than its output is converted to the
+    ///   output's, as MXNet copies head gradients into arrays of the outputs' dtypes.
     public func backward(_ headGradients: [NDArray] = []) throws {
         guard let p = plan as? OpByOpPlan else {
             throw RuntimeError.invalidArgument("The \(backend.name) backend runs inference only; bind with the framework backend to train")
         }
-        let heads = headGradients.isEmpty ? outputs.map { Self.ones(like: $0) } : headGradients
+        var heads = headGradients.isEmpty ? outputs.map { Self.ones(like: $0) } : headGradients
         guard heads.count == outputs.count else {
             throw RuntimeError.invalidArgument("backward got \(heads.count) head gradients for \(outputs.count) outputs")
         }
-        for (h, o) in zip(heads, outputs) where h.shape != o.shape {
-            throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: h.shape)
+        for (k, o) in outputs.enumerated() {
+            guard heads[k].shape == o.shape else { throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: heads[k].shape) }
+            // Kernels read gradients by their outputs' bound dtypes.
+            heads[k] = heads[k].converted(to: o.dtype)
         }
         var wanted: [Int: String] = [:]
         for (i, n) in graph.nodes.enumerated() where n.isVariable {
@@ -110,8 +113,10 @@ public final class Executor {
         let grads = try p.backward(headGradients: heads, wanted: Set(wanted.keys))
         for (i, g) in grads {
             guard let name = wanted[i] else { continue }
-            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.zipMap(g, +) } else { gradDict[name] = g }
+            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.addingGradient(g) } else { gradDict[name] = g }
         }
+        // MXNet 1.9 updates BatchNorm's moving statistics in its backward pass, not in the forward.
+        for (name, value) in p.auxiliaryUpdates() where auxDict[name] != nil { auxDict[name] = value }
     }
 
     /// Runs `forward` after setting some arguments (MXNet's `forward(is_train, **kwargs)`).
