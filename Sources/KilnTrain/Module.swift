@@ -265,6 +265,8 @@ public final class Module {
         guard let executor = currentExecutor, forTraining else { throw KilnTrainError.notReady(operation: "backward", needs: "bind(forTraining: true)") }
         guard lastForwardWasTraining else { throw KilnTrainError.notReady(operation: "backward", needs: "forward(isTrain: true)") }
         try executor.backward()
+        // MXNet 1.9 moves BatchNorm's moving statistics in backward; keep whatever the executor holds now.
+        for name in auxiliaryNames { if let a = executor.auxDict[name] { auxParams[name] = a } }
     }
 
     /// Updates every parameter that has a gradient with the optimizer (MXNet's `update`).
