@@ -57,6 +57,42 @@ import Testing
         #expect(lastLoss < 0.2)
     }
 
+    @Test func fitWithBatchNormMatchesMXNetsModuleIncludingMovingStatistics() throws {
+        // FullyConnected -> BatchNorm (fix_gamma False, momentum 0.8) -> relu -> FullyConnected -> SoftmaxOutput,
+        // 2 epochs of SGD on the golden data in padded batches of 4: parameters and moving statistics.
+        let golden = try TrainGolden.load("module")
+        let bn = try #require(golden["batchnorm"] as? [String: Any])
+        let data = NDArray(shape: Shape(ints(golden["data_shape"])), values: floats(golden["data"]))
+        let label = NDArray(shape: [data.shape[0]], values: floats(golden["label"]))
+        let shapes = try #require(bn["shapes"] as? [String: Any])
+        func arrays(_ key: String) throws -> [String: NDArray] {
+            let values = try #require(bn[key] as? [String: Any])
+            return Dictionary(uniqueKeysWithValues: values.map { ($0.key, NDArray(shape: Shape(ints(shapes[$0.key])), values: floats($0.value))) })
+        }
+        var h = Symbol.fullyConnected(.variable("data"), numHidden: 5, name: "fc1")
+        h = Symbol.batchNorm(h, momentum: 0.8, fixGamma: false, name: "bn")
+        h = Symbol.make("Activation", [h], attributes: ["act_type": "relu"], name: "relu")
+        h = Symbol.fullyConnected(h, numHidden: 3, name: "fc2")
+        let module = try Self.module(Symbol.make("SoftmaxOutput", [h, .variable("softmax_label")], name: "softmax"))
+        var after: [(argParams: [String: NDArray], auxParams: [String: NDArray])] = []
+        try module.fit(trainData: ArrayIter(data: data, label: label, batchSize: 4), epochs: 2,
+                       optimizer: SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01),
+                       argParams: try arrays("initial"), auxParams: try arrays("initial_aux"), progress: .silent,
+                       epochEndCallback: { _ in after.append(module.getParams()) })
+        let expected = try #require(bn["after_epoch"] as? [[String: [String: Any]]])
+        #expect(after.count == 2 && expected.count == 2)
+        for (epoch, (mine, theirs)) in zip(after, expected).enumerated() {
+            for (kind, mineArrays) in [("arg", mine.argParams), ("aux", mine.auxParams)] {
+                let theirArrays = try #require(theirs[kind])
+                #expect(Set(mineArrays.keys) == Set(theirArrays.keys))
+                for (name, value) in theirArrays {
+                    let a = try #require(mineArrays[name]).doubles(), e = doubles(value)
+                    for (x, y) in zip(a, e) { #expect(abs(x - y) < 1e-4, "epoch \(epoch) \(kind) \(name): \(a) vs MXNet \(e)") }
+                }
+            }
+        }
+    }
+
     @Test func fitTakesAShortLastBatch() throws {
         // 300 examples in batches of 32 served short: 9 batches of 32 and one of 12, on a reshaped executor.
         let trainIter = ArrayIter(data: Self.train.data, label: Self.train.label, batchSize: 32, lastBatch: .short)

@@ -14,7 +14,8 @@ Writes Tests/Fixtures/golden/train/{optimizers,schedulers,initializers,metrics}.
 - metrics: Accuracy, TopKAccuracy and CrossEntropy on small hand-made batches.
 - module: mx.mod.Module.fit of FullyConnected + SoftmaxOutput for 2 epochs on 10 examples in batches of
   4 (NDArrayIter pads the last batch from the start), from given weights, with the parameters after
-  each epoch. MXNet's own metrics count padded rows; Kiln's skip them, so only parameters are compared.
+  each epoch; and a network with BatchNorm, whose moving statistics are recorded too. MXNet's own
+  metrics count padded rows; Kiln's skip them, so only parameters are compared.
 
 Run with the MXNet 1.9.1 venv and MXNET_SUBGRAPH_BACKEND=NONE:
 
@@ -261,9 +262,37 @@ def make_module():
         mod.fit(it, num_epoch=2, optimizer=opt, optimizer_params=params,
                 arg_params={k: mx.nd.array(v) for k, v in init.items()}, epoch_end_callback=record)
         cases.append({"name": name, "optimizer": opt, "kwargs": params, "params_after_epoch": after})
+    # FullyConnected -> BatchNorm (fix_gamma False) -> relu -> FullyConnected -> SoftmaxOutput, so that
+    # the moving statistics (auxiliary states) move during fit.
+    bn_init = {"fc1_weight": rs.uniform(-0.5, 0.5, (5, 4)).astype(np.float32),
+               "fc1_bias": rs.uniform(-0.1, 0.1, (5,)).astype(np.float32),
+               "bn_gamma": rs.uniform(0.8, 1.2, (5,)).astype(np.float32),
+               "bn_beta": rs.uniform(-0.1, 0.1, (5,)).astype(np.float32),
+               "fc2_weight": rs.uniform(-0.5, 0.5, (3, 5)).astype(np.float32),
+               "fc2_bias": rs.uniform(-0.1, 0.1, (3,)).astype(np.float32)}
+    bn_aux = {"bn_moving_mean": np.zeros(5, np.float32), "bn_moving_var": np.ones(5, np.float32)}
+    it = mx.io.NDArrayIter(data, label, batch_size=4, last_batch_handle="pad", label_name="softmax_label")
+    h = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=5, name="fc1")
+    h = mx.sym.BatchNorm(h, fix_gamma=False, momentum=0.8, name="bn")
+    h = mx.sym.Activation(h, act_type="relu", name="relu")
+    h = mx.sym.FullyConnected(h, num_hidden=3, name="fc2")
+    sym = mx.sym.SoftmaxOutput(h, mx.sym.Variable("softmax_label"), name="softmax")
+    mod = mx.mod.Module(sym, data_names=["data"], label_names=["softmax_label"], context=mx.cpu())
+    bn_after = []
+
+    def record_bn(epoch, symbol, arg, aux):
+        bn_after.append({"arg": {k: floats(v.asnumpy()) for k, v in arg.items()},
+                         "aux": {k: floats(v.asnumpy()) for k, v in aux.items()}})
+    mod.fit(it, num_epoch=2, optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01},
+            arg_params={k: mx.nd.array(v) for k, v in bn_init.items()},
+            aux_params={k: mx.nd.array(v) for k, v in bn_aux.items()}, epoch_end_callback=record_bn)
+    batchnorm = {"initial": {k: floats(v) for k, v in bn_init.items()},
+                 "initial_aux": {k: floats(v) for k, v in bn_aux.items()},
+                 "shapes": {k: list(v.shape) for k, v in list(bn_init.items()) + list(bn_aux.items())},
+                 "after_epoch": bn_after}
     write_json("module.json", {
         "data": floats(data), "data_shape": list(data.shape), "label": floats(label), "batch_size": 4,
-        "initial": {k: floats(v) for k, v in init.items()}, "cases": cases})
+        "initial": {k: floats(v) for k, v in init.items()}, "cases": cases, "batchnorm": batchnorm})
 
 
 if __name__ == "__main__":
