@@ -66,7 +66,7 @@ public enum EngineNode {
     /// ```
     /// let (partitioned, report) = try symbol.partitioned(for: engine, argParams: args, auxParams: aux)
     /// let backend = EngineNode.backend(engines: [report.engine: engine], constants: args.merging(aux) { a, _ in a })
-    /// let exec = try partitioned.simpleBind(shapes: ["data": shape], sharedBuffer: params, backend: backend)
+    /// let exec = try partitioned.bind(shapes: ["data": shape], sharedBuffer: params, backend: backend)
     /// ```
     public static func backend(engines: [String: any Backend], constants: [String: NDArray],
                                base: OpByOpBackend = .framework) -> OpByOpBackend {

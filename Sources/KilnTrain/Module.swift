@@ -109,7 +109,7 @@ public final class Module {
         }
         var requests: [String: GradReq] = [:]
         for name in parameterNames { requests[name] = forTraining && !fixedParameterNames.contains(name) ? .write : .null }
-        let executor = try symbol.simpleBind(shapes: shapes, types: types, gradReq: .null, gradReqs: requests, backend: backend)
+        let executor = try symbol.bind(shapes: shapes, types: types, gradReq: .null, gradReqs: requests, backend: backend)
         if paramsInitialized {
             try checkShapes(argParams, against: executor.argDict, names: parameterNames, allowMissing: false)
             try checkShapes(auxParams, against: executor.auxDict, names: auxiliaryNames, allowMissing: false)

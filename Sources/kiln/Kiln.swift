@@ -89,7 +89,7 @@ struct Run: ParsableCommand {
             }
             var shared = args.merging(aux) { a, _ in a }
             shared.merge(feeds) { _, f in f }
-            let exec = try sym.simpleBind(shapes: feeds.mapValues(\.shape), types: feeds.mapValues(\.dtype), sharedBuffer: shared, backend: chosen)
+            let exec = try sym.bind(shapes: feeds.mapValues(\.shape), types: feeds.mapValues(\.dtype), sharedBuffer: shared, backend: chosen)
             guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1.") }
             var times: [Double] = []
             for _ in 0..<repeatCount {

@@ -115,7 +115,7 @@ import Testing
         let s = try Self.engineSymbol()
         let engine = FakeEngine(name: "other", supporting: ["Convolution", "BatchNorm", "relu"])
         do {
-            _ = try s.simpleBind(shapes: ["data": [1, 5, 4, 4]], backend: EngineNode.backend(engines: ["other": engine], constants: [:]))
+            _ = try s.bind(shapes: ["data": [1, 5, 4, 4]], backend: EngineNode.backend(engines: ["other": engine], constants: [:]))
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("'fake'") && "\(error)".contains("other"), "\(error)")
@@ -123,7 +123,7 @@ import Testing
         // Bound without constants, the fake engine refuses the conv: its weight is not known at bind.
         let fake = FakeEngine(supporting: ["Convolution", "BatchNorm", "relu"])
         do {
-            _ = try s.simpleBind(shapes: ["data": [1, 5, 4, 4]], backend: engineBackend(fake, constants: [:]))
+            _ = try s.bind(shapes: ["data": [1, 5, 4, 4]], backend: engineBackend(fake, constants: [:]))
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("'conv'") && "\(error)".contains("not known at bind"), "\(error)")

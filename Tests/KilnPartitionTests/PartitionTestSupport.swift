@@ -142,7 +142,7 @@ func run(_ symbol: Symbol, inputs: [String: NDArray], params: [String: NDArray],
     let arguments = Set(symbol.listArguments())
     let shared = inputs.merging(params) { a, _ in a }
     let shapes = inputs.filter { arguments.contains($0.key) }.mapValues(\.shape)
-    let exec = try symbol.simpleBind(shapes: shapes, sharedBuffer: shared, backend: backend)
+    let exec = try symbol.bind(shapes: shapes, sharedBuffer: shared, backend: backend)
     try exec.forward()
     return exec.outputs
 }

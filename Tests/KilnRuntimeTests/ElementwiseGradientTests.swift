@@ -182,7 +182,7 @@ struct ElementwiseGradientCheckTests {
 /// Runs forward (training) and backward with fixed random head gradients; the gradients by argument.
 func elementwiseGradients(_ symbol: Symbol, _ inputs: [String: NDArray], on backend: OpByOpBackend,
                           headSeed: UInt64 = 5) throws -> [String: NDArray] {
-    let exec = try symbol.simpleBind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype), gradReq: .write,
+    let exec = try symbol.bind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype), gradReq: .write,
                                      sharedBuffer: inputs, backend: backend)
     try exec.forward(isTrain: true)
     let heads = exec.outputs.enumerated().map { k, o in
@@ -244,7 +244,7 @@ struct ElementwiseGradientFrameworkTests {
     @Test(arguments: ElementwiseBackend.allCases)
     func castSendsTheGradientBackInTheInputsType(_ b: ElementwiseBackend) throws {
         let x = NDArray(shape: [4], values: [1, 2, 3, 4])
-        let exec = try Symbol.cast(.variable("x"), dtype: .float16).simpleBind(shapes: ["x": [4]], gradReq: .write,
+        let exec = try Symbol.cast(.variable("x"), dtype: .float16).bind(shapes: ["x": [4]], gradReq: .write,
                                                                                sharedBuffer: ["x": x], backend: b.backend)
         try exec.forward(isTrain: true)
         // 0.1 is not a float16: the head gradient holds its nearest float16, 0.0999755859375.
@@ -260,7 +260,7 @@ struct ElementwiseGradientFrameworkTests {
         let x = Symbol.variable("x")
         let net = Symbol.exp(x) + x * x
         let values: [Float] = [-1, 0, 0.5, 2]
-        let exec = try net.simpleBind(shapes: ["x": [4]], gradReq: .write, sharedBuffer: ["x": NDArray(shape: [4], values: values)],
+        let exec = try net.bind(shapes: ["x": [4]], gradReq: .write, sharedBuffer: ["x": NDArray(shape: [4], values: values)],
                                       backend: b.backend)
         try exec.forward(isTrain: true)
         try exec.backward()
@@ -276,7 +276,7 @@ struct ElementwiseGradientSoftmaxOutputTests {
     static func gradient(_ data: NDArray, _ label: NDArray, _ attributes: [String: String], on b: ElementwiseBackend,
                          head: Float = 1) throws -> NDArray {
         let net = Symbol.make("SoftmaxOutput", [.variable("x"), .variable("label")], attributes: attributes)
-        let exec = try net.simpleBind(shapes: ["x": data.shape, "label": label.shape], gradReqs: ["x": .write, "label": .write],
+        let exec = try net.bind(shapes: ["x": data.shape, "label": label.shape], gradReqs: ["x": .write, "label": .write],
                                       sharedBuffer: ["x": data, "label": label], backend: b.backend)
         try exec.forward(isTrain: true)
         try exec.backward([NDArray(shape: data.shape, values: [Float](repeating: head, count: data.elementCount))])
@@ -405,7 +405,7 @@ struct ElementwiseGradientSoftmaxOutputTests {
         }
 
         func loss(_ data: NDArray) throws -> Double {
-            let exec = try symbol.simpleBind(shapes: ["x": data.shape, "label": label.shape], types: ["x": .float64, "label": .float64],
+            let exec = try symbol.bind(shapes: ["x": data.shape, "label": label.shape], types: ["x": .float64, "label": .float64],
                                              sharedBuffer: ["x": data, "label": label], backend: OpByOpBackend.reference)
             try exec.forward(isTrain: true)
             let y = exec.outputs[0]
@@ -437,7 +437,7 @@ struct ElementwiseGradientSoftmaxOutputTests {
     }
 
     static func gradientFloat64(_ symbol: Symbol, _ x: NDArray, _ label: NDArray) throws -> NDArray {
-        let exec = try symbol.simpleBind(shapes: ["x": x.shape, "label": label.shape], types: ["x": .float64, "label": .float64],
+        let exec = try symbol.bind(shapes: ["x": x.shape, "label": label.shape], types: ["x": .float64, "label": .float64],
                                          gradReqs: ["x": .write], sharedBuffer: ["x": x, "label": label], backend: OpByOpBackend.reference)
         try exec.forward(isTrain: true)
         try exec.backward()
@@ -451,7 +451,7 @@ struct ElementwiseGradientSoftmaxOutputTests {
 struct ElementwiseGradientDropoutTests {
     /// Forward passes (training unless told) on x, then one backward with head gradient 1.
     static func run(_ net: Symbol, _ x: NDArray, on b: ElementwiseBackend, forwards: [Bool] = [true]) throws -> (y: NDArray, dx: NDArray) {
-        let exec = try net.simpleBind(shapes: ["x": x.shape], gradReq: .write, sharedBuffer: ["x": x], backend: b.backend)
+        let exec = try net.bind(shapes: ["x": x.shape], gradReq: .write, sharedBuffer: ["x": x], backend: b.backend)
         for isTrain in forwards { try exec.forward(isTrain: isTrain) }
         try exec.backward()
         return (exec.outputs[0], try #require(exec.gradDict["x"]))

@@ -22,7 +22,7 @@ import Testing
         let backend = Self.backends[backendIndex]
         let c = try GoldenGradients.load(caseName)
         let label = "\(caseName) [\(backend.name)]"
-        let exec = try c.symbol.simpleBind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
+        let exec = try c.symbol.bind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
                                            gradReqs: c.gradientRequests,
                                            sharedBuffer: c.arguments.merging(c.auxiliaryStates) { a, _ in a },
                                            backend: backend)

@@ -131,7 +131,7 @@ import Testing
     /// backward with the given head gradients.
     static func trained(_ symbol: Symbol, _ args: [String: NDArray], _ aux: [String: NDArray], heads: [NDArray]? = nil,
                         backend: OpByOpBackend, isTrain: Bool = true) throws -> Executor {
-        let exec = try symbol.simpleBind(shapes: args.mapValues(\.shape), gradReq: .write,
+        let exec = try symbol.bind(shapes: args.mapValues(\.shape), gradReq: .write,
                                          sharedBuffer: args.merging(aux) { a, _ in a }, backend: backend)
         try exec.forward(isTrain: isTrain)
         let h = heads ?? exec.outputs.enumerated().map { k, o in NDArray.randomUniform(shape: o.shape, low: -1, high: 1, seed: 40 &+ UInt64(k)) }
@@ -223,7 +223,7 @@ import Testing
         let backend = Self.backends[backendIndex]
         let bn = Symbol.batchNorm(Self.data, fixGamma: false, name: "bn")
         let aux = ["bn_moving_mean": NDArray(shape: [2], values: [1, -1]), "bn_moving_var": NDArray(shape: [2], values: [2, 0.5])]
-        let exec = try bn.simpleBind(shapes: ["data": [4, 2]], gradReq: .write,
+        let exec = try bn.bind(shapes: ["data": [4, 2]], gradReq: .write,
                                      sharedBuffer: aux.merging(["data": Self.statisticsData, "bn_gamma": NDArray(shape: [2], values: [1, 1])]) { a, _ in a },
                                      backend: backend)
         try exec.forward(isTrain: true)
@@ -318,7 +318,7 @@ import Testing
         let scaled = args
 
         func bind(_ backend: OpByOpBackend) throws -> Executor {
-            let exec = try x.simpleBind(shapes: ["data": [100, 1, 28, 28]], gradReq: .write, gradReqs: ["data": .null, "softmax_label": .null],
+            let exec = try x.bind(shapes: ["data": [100, 1, 28, 28]], gradReq: .write, gradReqs: ["data": .null, "softmax_label": .null],
                                         sharedBuffer: scaled, backend: backend)
             try exec.forward(isTrain: true)
             try exec.backward(head)

@@ -107,7 +107,7 @@ import Testing
 
     static func gradients(_ s: Symbol, _ inputs: [String: NDArray], heads: [NDArray], backend: OpByOpBackend,
                           gradReq: GradReq = .write) throws -> [String: NDArray] {
-        let exec = try s.simpleBind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
+        let exec = try s.bind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
                                     gradReq: gradReq, sharedBuffer: inputs, backend: backend)
         try exec.forward(isTrain: true)
         try exec.backward(heads)
@@ -189,7 +189,7 @@ import Testing
     func frameworkBackwardMatchesReference(_ c: Case, dtype: DType) throws {
         let inputs = Self.randomInputs(c, dtype: dtype)
         let s = c.symbol()
-        let exec = try s.simpleBind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype), sharedBuffer: inputs, backend: OpByOpBackend.reference)
+        let exec = try s.bind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype), sharedBuffer: inputs, backend: OpByOpBackend.reference)
         try exec.forward()
         let heads = exec.outputs.enumerated().map { k, o in
             NDArray.randomUniform(shape: o.shape, low: -1, high: 1, seed: 100 + UInt64(k)).converted(to: dtype)
@@ -269,7 +269,7 @@ import Testing
     func addRequestAccumulatesAcrossBackwards(_ dtype: DType) throws {
         let s = Symbol.sum(Self.x, axis: [1])
         let input = NDArray(shape: [2, 2], dtype: dtype, values: [1, 2, 3, 4])
-        let exec = try s.simpleBind(shapes: ["x": [2, 2]], types: ["x": dtype], gradReq: .add, sharedBuffer: ["x": input], backend: OpByOpBackend.framework)
+        let exec = try s.bind(shapes: ["x": [2, 2]], types: ["x": dtype], gradReq: .add, sharedBuffer: ["x": input], backend: OpByOpBackend.framework)
         for _ in 0..<3 {
             try exec.forward(isTrain: true)
             try exec.backward([NDArray(shape: [2], dtype: dtype, values: [1, 2])])
@@ -282,7 +282,7 @@ import Testing
     @Test func headGradientOfAnotherDtypeIsConverted() throws {
         let s = Symbol.concat([.transpose(Self.x), .transpose(Self.x)], dim: 0)
         for backend in [OpByOpBackend.reference, .framework] {
-            let exec = try s.simpleBind(shapes: ["x": [2, 3]], types: ["x": .float64], gradReq: .write, backend: backend)
+            let exec = try s.bind(shapes: ["x": [2, 3]], types: ["x": .float64], gradReq: .write, backend: backend)
             try exec.forward(isTrain: true)
             try exec.backward([NDArray(shape: [6, 2], values: (0..<12).map(Float.init))])
             #expect(exec.gradDict["x"]?.dtype == .float64)

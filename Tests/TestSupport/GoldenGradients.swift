@@ -34,7 +34,7 @@ public struct GoldenGradientCase: Sendable {
     /// were made), by argument, with what is wrong. They are kept as MXNet wrote them.
     public let mxnetWrong: [String: String]
 
-    /// The gradient requests MXNet bound with, for `simpleBind(gradReqs:)`.
+    /// The gradient requests MXNet bound with, for `bind(gradReqs:)`.
     public var gradientRequests: [String: GradReq] {
         var reqs: [String: GradReq] = [:]
         for name in symbol.listArguments() { reqs[name] = gradientArguments.contains(name) ? .write : .null }

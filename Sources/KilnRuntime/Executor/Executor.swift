@@ -22,7 +22,7 @@ public enum GradReq: String, Sendable {
 /// A symbol bound to shapes and arrays, ready to run (MXNet's `Executor`).
 ///
 /// ```
-/// let exec = try net.simpleBind(shapes: ["data": [16, 1, 28, 28]], sharedBuffer: params)
+/// let exec = try net.bind(shapes: ["data": [16, 1, 28, 28]], sharedBuffer: params)
 /// exec.argDict["data"] = batch
 /// try exec.forward()
 /// let probabilities = exec.outputs[0]
@@ -150,7 +150,9 @@ public final class Executor {
 }
 
 extension Symbol {
-    /// Binds the symbol for the given input shapes (MXNet's `simple_bind`).
+    /// Binds the symbol for the given input shapes with a given backend; the framework's op-by-op
+    /// kernels by default. This is MXNet's `simple_bind` without the engine switch: the umbrella
+    /// module's `simpleBind` reads `KILN_USE_ENGINE` and partitions before calling this.
     ///
     /// Shapes not given are inferred (weights from the data). Arrays in `sharedBuffer` (weights and
     /// auxiliary states by name, as a checkpoint gives them) are used as they are and must have the
@@ -160,7 +162,7 @@ extension Symbol {
     ///   - gradReq: the gradient request of every argument, unless `gradReqs` names it.
     ///   - gradReqs: per-argument requests (MXNet's dict form of `grad_req`).
     ///   - backend: what runs the graph; the framework's oneDNN kernels by default.
-    public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
+    public func bind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:], sharedBuffer: [String: NDArray] = [:],
                            backend: any Backend = OpByOpBackend.framework) throws -> Executor {
         let g = graph
