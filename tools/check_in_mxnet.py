@@ -25,7 +25,8 @@ def read_idx(path):
 def main():
     prefix, epoch, mnist_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     expected = float(sys.argv[4]) if len(sys.argv) > 4 else None
-    images = read_idx(os.path.join(mnist_dir, "t10k-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
+    # MXNet's MNISTIter (and so Kiln's) scales pixels by 1/256.
+    images = read_idx(os.path.join(mnist_dir, "t10k-images-idx3-ubyte.gz")).astype(np.float32) / 256.0
     labels = read_idx(os.path.join(mnist_dir, "t10k-labels-idx1-ubyte.gz")).astype(np.float32)
     sym, args, aux = mx.model.load_checkpoint(prefix, epoch)
     batch = 100

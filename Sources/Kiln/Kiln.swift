@@ -3,6 +3,7 @@
 @_exported import KilnCore
 @_exported import KilnGraph
 @_exported import KilnRuntime
+@_exported import KilnPartition
 @_exported import KilnTrain
 @_exported import KilnData
 @_exported import KilnEngine

@@ -13,6 +13,8 @@ public enum KilnDataError: Error, CustomStringConvertible, Equatable {
     case undecodableImage(source: String, reason: String)
     /// A caller error, as a sentence.
     case invalidArgument(String)
+    /// A file that cannot be created or written.
+    case fileUnwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,8 @@ public enum KilnDataError: Error, CustomStringConvertible, Equatable {
             return "Cannot decode the image \(source): \(reason)."
         case let .invalidArgument(reason):
             return reason.hasSuffix(".") ? reason : reason + "."
+        case let .fileUnwritable(path, reason):
+            return "Cannot write '\(path)': \(reason)."
         }
     }
 }

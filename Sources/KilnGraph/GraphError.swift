@@ -46,7 +46,7 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
         case let .invalidShape(node, op, reason):
             return "Node '\(node)' (\(op)): \(reason)."
         case let .unknownShape(node, input):
-            return "The shape of input '\(input)' of node '\(node)' is not known; give it in the shapes passed to inferShape or simpleBind."
+            return "The shape of input '\(input)' of node '\(node)' is not known; give it in the shapes passed to inferShape or bind."
         case let .typeMismatch(node, op, input, expected, actual):
             return "Node '\(node)' (\(op)) expects input '\(input)' of dtype \(expected), but it has dtype \(actual)."
         case let .malformedJSON(source, field, reason):

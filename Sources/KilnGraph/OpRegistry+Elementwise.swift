@@ -58,7 +58,8 @@ extension OpRegistry {
             name: "Activation",
             attributes: [AttributeSpec("act_type", .choice(["relu", "sigmoid", "softrelu", "softsign", "tanh"]))],
             fusion: .elementwise,
-            inferShape: sameShapeEverywhere)
+            inferShape: sameShapeEverywhere,
+            gradient: .only([0]))
     }
 
     /// `LeakyReLU`: with `prelu` a second input `gamma` of shape (C,) (or (1,)) scales the negative part
@@ -95,17 +96,19 @@ extension OpRegistry {
                     }
                 }
                 return [Shape](repeating: data, count: ctx.outputCount)
-            })
+            },
+            // prelu's gamma is learned; rrelu's random slopes are a hidden output, not an input.
+            gradient: GradientRule { a in (try? a.string("act_type")) == "prelu" ? [0, 1] : [0] })
     }
 
     /// A unary op without attributes (`relu`, `exp`, ...).
     static func unary(_ name: String) -> OpDefinition {
-        OpDefinition(name: name, fusion: .elementwise, inferShape: sameShapeEverywhere)
+        OpDefinition(name: name, fusion: .elementwise, inferShape: sameShapeEverywhere, gradient: .only([0]))
     }
 
     static func elementwiseBinary(_ name: String, aliases: [String]) -> OpDefinition {
         OpDefinition(name: name, aliases: aliases, fusion: .elementwise, inputs: { _ in ["lhs", "rhs"] },
-                     inferShape: sameShapeEverywhere)
+                     inferShape: sameShapeEverywhere, gradient: .only([0, 1]))
     }
 
     static func broadcastBinary(_ name: String, aliases: [String] = []) -> OpDefinition {
@@ -117,7 +120,8 @@ extension OpRegistry {
                     throw ctx.invalid("operands could not be broadcast together with shapes \(lhs) (lhs) and \(rhs) (rhs)")
                 }
                 return [out]
-            })
+            },
+            gradient: .only([0, 1]))
     }
 
     /// A scalar op (`_plus_scalar`, ...). With an integer input and `is_int` false MXNet 1.9 computes
@@ -134,7 +138,8 @@ extension OpRegistry {
                 types[0] = t
                 let isInt = try ctx.attributes.bool("is_int")
                 return [!t.isFloatingPoint && !isInt ? .float64 : t]
-            })
+            },
+            gradient: .only([0]))
     }
 
     static var addN: OpDefinition {
@@ -153,7 +158,8 @@ extension OpRegistry {
                     throw GraphError.inputCount(node: ctx.name, op: ctx.op, expected: String(n), actual: shapes.count)
                 }
                 return try sameShapeEverywhere(&shapes, ctx)
-            })
+            },
+            gradient: .allInputs { a in (try? a.int("num_args")) ?? 0 })
     }
 
     static var clip: OpDefinition {
@@ -161,7 +167,8 @@ extension OpRegistry {
             name: "clip",
             attributes: [AttributeSpec("a_min", .float), AttributeSpec("a_max", .float)],
             fusion: .elementwise,
-            inferShape: sameShapeEverywhere)
+            inferShape: sameShapeEverywhere,
+            gradient: .only([0]))
     }
 
     /// The values MXNet accepts for its `boolean or None` attributes (`Dropout.cudnn_off`, `softmax.use_length`).
@@ -188,7 +195,8 @@ extension OpRegistry {
                     throw ctx.invalid("axes holds \(axis), which is not an axis of the data of shape \(data)")
                 }
                 return [data, data]
-            })
+            },
+            gradient: .only([0]))
     }
 
     /// `SoftmaxOutput`: softmax in the forward pass (over axis 1 with `multi_output`, else over the last
@@ -236,7 +244,9 @@ extension OpRegistry {
                     }
                 }
                 return [data]
-            })
+            },
+            // The label gets no gradient, as in MXNet.
+            gradient: .only([0]))
     }
 
     /// `softmax` and `log_softmax`: along `axis`, of `data / temperature`; `dtype` sets the output type.
@@ -272,7 +282,9 @@ extension OpRegistry {
                 if types.count > 1 && types[1] == nil { types[1] = t }
                 let dtype = try ctx.attributes.string("dtype")
                 return [dtype == "None" ? t : try ctx.attributes.dtype("dtype")]
-            })
+            },
+            // The per-row lengths are integers and get no gradient.
+            gradient: .only([0]))
     }
 
     /// Whether a `softmax` node's `use_length` is on (`None` counts as off).
@@ -282,7 +294,8 @@ extension OpRegistry {
     }
 
     static var copy: OpDefinition {
-        OpDefinition(name: "_copy", aliases: ["identity"], fusion: .elementwise, inferShape: sameShapeEverywhere)
+        OpDefinition(name: "_copy", aliases: ["identity"], fusion: .elementwise, inferShape: sameShapeEverywhere,
+                     gradient: .only([0]))
     }
 
     /// `Cast`: MXNet also accepts `bool`, which Kiln has no dtype for; type inference refuses it.
@@ -300,6 +313,7 @@ extension OpRegistry {
                                                       expected: "one of the dtypes Kiln has (\(DType.acceptedNames))")
                 }
                 return [t]
-            })
+            },
+            gradient: .only([0]))
     }
 }

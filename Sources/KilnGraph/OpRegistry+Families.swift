@@ -1,6 +1,6 @@
 extension OpRegistry {
     /// The op families, each defined in its own file.
     static var builtinFamilies: [[OpDefinition]] {
-        [neuralNetworkOps, elementwiseOps, tensorOps]
+        [neuralNetworkOps, elementwiseOps, tensorOps, engineOps]
     }
 }

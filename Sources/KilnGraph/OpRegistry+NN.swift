@@ -16,6 +16,9 @@ import KilnCore
 // - Pooling: `.complex`, as TVM classifies pooling: each output reads a window of inputs, so
 //   elementwise work can follow it into one kernel, but another windowed op cannot be chained.
 //
+// Gradients flow to data, weight and bias; BatchNorm's to data, gamma and beta (its moving
+// statistics are auxiliary states, updated rather than differentiated); Pooling's to data.
+//
 // Max pooling has a second, hidden output, `workspace` (int32, the output's shape), exactly when
 // MXNet 1.9's CPU build gives it one, so that symbol JSON (its `node_row_ptr`) round-trips. It is
 // reserved for the backward pass; forward kernels leave it as allocated.
@@ -51,6 +54,9 @@ extension OpRegistry {
         }
         return (data[0], data[layout.channelAxis], layout.spatialAxes.map { data[$0] })
     }
+
+    /// Data, weight and bias (when the node has one) receive gradients.
+    static let dataWeightAndBias = GradientRule { a in (try? a.bool("no_bias")) == true ? [0, 1] : [0, 1, 2] }
 
     // MARK: Convolution
 
@@ -94,7 +100,8 @@ extension OpRegistry {
                 }
                 let out = spatial.indices.map { (padded[$0] - dilated[$0]) / p.stride[$0] + 1 }
                 return [arrange(batch: n, channels: p.numFilter, spatial: out, layout: p.layout)]
-            })
+            },
+            gradient: dataWeightAndBias)
     }
 
     // MARK: Deconvolution
@@ -146,7 +153,8 @@ extension OpRegistry {
                     throw ctx.invalid("pad \(AttributeText.tuple(pad)) leaves no output for input \(AttributeText.tuple(spatial)) (output would be \(AttributeText.tuple(out)))")
                 }
                 return [arrange(batch: n, channels: p.numFilter, spatial: out, layout: p.layout)]
-            })
+            },
+            gradient: dataWeightAndBias)
     }
 
     // MARK: FullyConnected
@@ -172,7 +180,8 @@ extension OpRegistry {
                 if !p.noBias { try ctx.assign(&shapes, 2, [p.numHidden]) }
                 if p.flatten { return [[rows, p.numHidden]] }
                 return [Shape(data.dims.dropLast() + [p.numHidden])]
-            })
+            },
+            gradient: dataWeightAndBias)
     }
 
     // MARK: BatchNorm
@@ -218,7 +227,8 @@ extension OpRegistry {
                     types[i] = statType
                 }
                 return [t, statType, statType]
-            })
+            },
+            gradient: .only([0, 1, 2]))
     }
 
     // MARK: Pooling
@@ -273,6 +283,7 @@ extension OpRegistry {
             inferType: { types, ctx in
                 guard let t = types.first ?? nil else { throw GraphError.unknownShape(node: ctx.name, input: "data") }
                 return ctx.outputCount == 2 ? [t, .int32] : [t]
-            })
+            },
+            gradient: .only([0]))
     }
 }

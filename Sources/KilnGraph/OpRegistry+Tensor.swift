@@ -3,6 +3,8 @@ import KilnCore
 // The tensor family: ops that change shapes, select or join elements, and reduce along axes.
 // Attribute spellings and defaults are MXNet 1.9.1's (checked against its op documentation and
 // behaviour); the index arithmetic lives in OpRegistry+TensorParameters.swift and ShapeCodes.swift.
+// Every op here is linear in its inputs and differentiable in all of them (Concat in each of its
+// `num_args` inputs); the kernels move or broadcast the output gradient back.
 extension OpRegistry {
     static var tensorOps: [OpDefinition] {
         [flatten, reshape, transpose, expandDims, concat, sliceChannel, sliceAxis, pad,
@@ -16,7 +18,7 @@ extension OpRegistry {
             let data = try ctx.known(shapes, 0)
             guard let first = data.dims.first else { throw ctx.mismatch(0, expected: "rank 1 or more", actual: data) }
             return [Shape([first, data.dims.dropFirst().reduce(1, *)])]
-        })
+        }, gradient: .only([0]))
     }
 
     static var reshape: OpDefinition {
@@ -30,7 +32,8 @@ extension OpRegistry {
                 AttributeSpec("keep_highest", .bool, default: "False"),
             ],
             fusion: .injective,
-            inferShape: { shapes, ctx in [try reshapeOutputShape(ctx, input: try ctx.known(shapes, 0))] })
+            inferShape: { shapes, ctx in [try reshapeOutputShape(ctx, input: try ctx.known(shapes, 0))] },
+            gradient: .only([0]))
     }
 
     static var transpose: OpDefinition {
@@ -38,12 +41,13 @@ extension OpRegistry {
                      inferShape: { shapes, ctx in
                          let data = try ctx.known(shapes, 0)
                          return [try TransposeParameters(ctx, input: data).outputShape(data)]
-                     })
+                     }, gradient: .only([0]))
     }
 
     static var expandDims: OpDefinition {
         OpDefinition(name: "expand_dims", aliases: ["_npi_expand_dims"], attributes: [AttributeSpec("axis", .int)], fusion: .injective,
-                     inferShape: { shapes, ctx in [try expandDimsOutputShape(ctx, input: try ctx.known(shapes, 0))] })
+                     inferShape: { shapes, ctx in [try expandDimsOutputShape(ctx, input: try ctx.known(shapes, 0))] },
+                     gradient: .only([0]))
     }
 
     /// Inputs are named `arg0`, `arg1`, ... as MXNet's `list_arguments` names them.
@@ -64,7 +68,8 @@ extension OpRegistry {
                 }
                 let inputs = try shapes.indices.map { try ctx.known(shapes, $0) }
                 return [try ConcatParameters(ctx, inputs: inputs).outputShape(inputs)]
-            })
+            },
+            gradient: .allInputs { a in (try? a.int("num_args")) ?? 0 })
     }
 
     /// Several outputs, named `output0`, `output1`, ... as MXNet's `list_outputs` names them.
@@ -86,7 +91,8 @@ extension OpRegistry {
                 let data = try ctx.known(shapes, 0)
                 let p = try SplitParameters(ctx, input: data)
                 return [Shape](repeating: p.outputShape(data), count: p.count)
-            })
+            },
+            gradient: .only([0]))
     }
 
     static var sliceAxis: OpDefinition {
@@ -97,7 +103,8 @@ extension OpRegistry {
             inferShape: { shapes, ctx in
                 let data = try ctx.known(shapes, 0)
                 return [try SliceAxisParameters(ctx, input: data).outputShape(data)]
-            })
+            },
+            gradient: .only([0]))
     }
 
     static var pad: OpDefinition {
@@ -112,7 +119,8 @@ extension OpRegistry {
             inferShape: { shapes, ctx in
                 let data = try ctx.known(shapes, 0)
                 return [try PadParameters(ctx, input: data).outputShape(data)]
-            })
+            },
+            gradient: .only([0]))
     }
 
     static func reduction(_ name: String, aliases: [String]) -> OpDefinition {
@@ -127,6 +135,7 @@ extension OpRegistry {
             inferShape: { shapes, ctx in
                 let data = try ctx.known(shapes, 0)
                 return [try ReductionParameters(ctx, input: data).outputShape(data)]
-            })
+            },
+            gradient: .only([0]))
     }
 }

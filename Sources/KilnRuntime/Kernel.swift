@@ -45,12 +45,14 @@ public protocol Kernel: AnyObject {
     /// Gradients of the inputs from the gradients of the outputs, after a `forward(isTrain: true)` on
     /// the same arrays (state that forward kept, such as a dropout mask or batch statistics, is still
     /// there). `inputGradients` arrive as zeros shaped as the inputs; write entry `i` when `needed[i]`.
-    /// `outputGradients` has one array per visible output (zeros where no gradient flows).
+    /// `outputGradients` has one array per output, hidden ones included, each in its output's shape
+    /// and dtype (zeros where no gradient flows).
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws
 
-    /// Auxiliary states the last training forward changed (BatchNorm's moving statistics), by input
-    /// index; the executor stores them back into `auxDict`.
+    /// Auxiliary states the last training pass changed (BatchNorm's moving statistics), by input
+    /// index; the executor stores them back into `auxDict` after `forward` and after `backward`
+    /// (BatchNorm, as in MXNet 1.9, updates them in its backward).
     func auxiliaryUpdates() -> [(input: Int, value: NDArray)]
 }
 

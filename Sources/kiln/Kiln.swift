@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln: MXNet-compatible graphs, bound and run in Swift.",
-        subcommands: [Run.self, Inspect.self])
+        subcommands: [Run.self, Inspect.self, LeNet.self])
 }
 
 /// Prints a Kiln error as its sentence and exits non-zero, so no command crashes on bad input.
@@ -89,7 +89,7 @@ struct Run: ParsableCommand {
             }
             var shared = args.merging(aux) { a, _ in a }
             shared.merge(feeds) { _, f in f }
-            let exec = try sym.simpleBind(shapes: feeds.mapValues(\.shape), types: feeds.mapValues(\.dtype), sharedBuffer: shared, backend: chosen)
+            let exec = try sym.bind(shapes: feeds.mapValues(\.shape), types: feeds.mapValues(\.dtype), sharedBuffer: shared, backend: chosen)
             guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1.") }
             var times: [Double] = []
             for _ in 0..<repeatCount {

@@ -121,10 +121,12 @@ import Testing
         let expected = try inputs.map { try plans[0].run(["data": $0], isTrain: false)[0] }
         let results = Mutex<[Int: NDArray]>([:])
         let failures = Mutex<[String]>([])
+        let shared = UncheckedPlans(plans)
         DispatchQueue.concurrentPerform(iterations: 4) { k in
             do {
                 var last = NDArray(zeros: [1])
-                for _ in 0..<5 { last = try plans[k].run(["data": inputs[k]], isTrain: false)[0] }
+                // Each thread runs only its own plan.
+                for _ in 0..<5 { last = try shared.plans[k].run(["data": inputs[k]], isTrain: false)[0] }
                 let done = last
                 results.withLock { $0[k] = done }
             } catch {
@@ -137,4 +139,10 @@ import Testing
             expectClose(r, expected[k], relative: 0, "plan \(k) on its own thread")
         }
     }
+}
+
+/// Plans handed to threads that each use one of them only.
+final class UncheckedPlans: @unchecked Sendable {
+    let plans: [EnginePlan]
+    init(_ plans: [EnginePlan]) { self.plans = plans }
 }

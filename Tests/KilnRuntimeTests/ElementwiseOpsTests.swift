@@ -28,7 +28,7 @@ let elementwiseFamilyOps: Set<String> = [
 /// Binds `symbol` with the given arrays (by variable name) and runs it once.
 func runElementwise(_ symbol: Symbol, _ inputs: [String: NDArray], on backend: ElementwiseBackend,
                     isTrain: Bool = false) throws -> [NDArray] {
-    let exec = try symbol.simpleBind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
+    let exec = try symbol.bind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
                                      sharedBuffer: inputs, backend: backend.backend)
     try exec.forward(isTrain: isTrain)
     return exec.outputs
@@ -60,7 +60,7 @@ struct ElementwiseOpsGoldenTests {
     @Test("MXNet's output", arguments: cases, ElementwiseBackend.allCases)
     func matchesMXNet(_ name: String, _ backend: ElementwiseBackend) throws {
         let c = try Golden.opCase(name)
-        let exec = try c.symbol.simpleBind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
+        let exec = try c.symbol.bind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
                                            sharedBuffer: c.arguments, backend: backend.backend)
         try exec.forward()
         #expect(exec.outputs.count == c.outputs.count)
@@ -311,8 +311,8 @@ struct ElementwiseOpsDropoutTests {
     @Test func trainingIsReproducibleAndDrawsAnewEachPass() throws {
         let x = NDArray(shape: [64], values: [Float](repeating: 1, count: 64))
         let net = Symbol.dropout(.variable("x"), p: 0.5, name: "drop")
-        let e1 = try net.simpleBind(shapes: ["x": [64]], sharedBuffer: ["x": x])
-        let e2 = try net.simpleBind(shapes: ["x": [64]], sharedBuffer: ["x": x])
+        let e1 = try net.bind(shapes: ["x": [64]], sharedBuffer: ["x": x])
+        let e2 = try net.bind(shapes: ["x": [64]], sharedBuffer: ["x": x])
         try e1.forward(isTrain: true)
         try e2.forward(isTrain: true)
         let first = e1.outputs[0].floats()

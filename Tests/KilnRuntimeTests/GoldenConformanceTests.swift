@@ -18,7 +18,7 @@ import Testing
         let backend = Self.backends[backendIndex]
         let c = try Golden.opCase(caseName)
         let shared = c.arguments.merging(c.auxiliaryStates) { a, _ in a }
-        let exec = try c.symbol.simpleBind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
+        let exec = try c.symbol.bind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
                                            sharedBuffer: shared, backend: backend)
         try exec.forward()
         #expect(exec.outputs.count == c.outputs.count)

@@ -18,7 +18,7 @@ import Testing
         let expected = try NDArray.load(npyFile: Fixtures.url("golden/models/\(dir)/output.npy").path)
         var shared = args.merging(aux) { a, _ in a }
         shared["data"] = input
-        let exec = try symbol.simpleBind(shapes: ["data": input.shape], sharedBuffer: shared, backend: backend)
+        let exec = try symbol.bind(shapes: ["data": input.shape], sharedBuffer: shared, backend: backend)
         try exec.forward()
         expectClose(exec.outputs[0], expected, relative: 1e-4, "\(prefix) [\(backend.name)]")
     }
@@ -39,7 +39,7 @@ import Testing
         let (symbol, args, aux) = try Checkpoint.load(prefix: base, epoch: 0)
         let input = try NDArray.load(npyFile: Fixtures.url("golden/models/cifar_resnet20_v1/input.npy").path)
         let expected = try NDArray.load(npyFile: Fixtures.url("golden/models/cifar_resnet20_v1/output.npy").path)
-        let exec = try symbol.simpleBind(shapes: ["data": [5, 3, 32, 32]], sharedBuffer: args.merging(aux) { a, _ in a })
+        let exec = try symbol.bind(shapes: ["data": [5, 3, 32, 32]], sharedBuffer: args.merging(aux) { a, _ in a })
         #expect(exec.outputs[0].shape == [5, 10])
         let small = try exec.reshaped(["data": input.shape])
         small.argDict["data"] = input
@@ -55,7 +55,7 @@ import Testing
         let name = symbol.listArguments().first { $0.hasSuffix("weight") } ?? "?"
         shared[name] = NDArray(zeros: [1, 2, 3])
         do {
-            _ = try symbol.simpleBind(shapes: ["data": [4, 1, 28, 28]], sharedBuffer: shared)
+            _ = try symbol.bind(shapes: ["data": [4, 1, 28, 28]], sharedBuffer: shared)
             Issue.record("expected an error")
         } catch {
             // The message names the node reading the weight, the input slot and both shapes.
@@ -64,18 +64,18 @@ import Testing
         }
         // A data shape that does not fit the first FullyConnected's weights.
         do {
-            _ = try symbol.simpleBind(shapes: ["data": [4, 1, 32, 32]], sharedBuffer: args.merging(aux) { a, _ in a })
+            _ = try symbol.bind(shapes: ["data": [4, 1, 32, 32]], sharedBuffer: args.merging(aux) { a, _ in a })
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("expects input"), "\(error)")
         }
         // Feeding an array of the wrong shape after binding.
-        let exec = try symbol.simpleBind(shapes: ["data": [4, 1, 28, 28]], sharedBuffer: args.merging(aux) { a, _ in a })
+        let exec = try symbol.bind(shapes: ["data": [4, 1, 28, 28]], sharedBuffer: args.merging(aux) { a, _ in a })
         exec.argDict["data"] = NDArray(zeros: [2, 1, 28, 28])
         #expect(throws: RuntimeError.self) { try exec.forward() }
         // A shape for an argument the graph does not have.
         do {
-            _ = try symbol.simpleBind(shapes: ["dat": [4, 1, 28, 28]])
+            _ = try symbol.bind(shapes: ["dat": [4, 1, 28, 28]])
             Issue.record("expected an error")
         } catch {
             #expect("\(error)".contains("dat"), "\(error)")

@@ -263,7 +263,7 @@ import Testing
 
     @Test func packedWeightsAreReusedUntilTheArrayChanges() throws {
         let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 16, pad: [1, 1], name: "c")
-        let exec = try conv.simpleBind(shapes: ["data": [1, 16, 8, 8]], backend: OpByOpBackend.framework)
+        let exec = try conv.bind(shapes: ["data": [1, 16, 8, 8]], backend: OpByOpBackend.framework)
         exec.argDict["data"] = .randomNormal(shape: [1, 16, 8, 8], seed: 1)
         exec.argDict["c_weight"] = .randomNormal(shape: [16, 16, 3, 3], seed: 2)
         try exec.forward()
@@ -271,7 +271,7 @@ import Testing
         // Writing the weights while the kernel holds the packed copy's source must not go unseen.
         exec.argDict["c_weight"]!.setElement(0, 100)
         try exec.forward()
-        let reference = try conv.simpleBind(shapes: ["data": [1, 16, 8, 8]], sharedBuffer: exec.argDict, backend: OpByOpBackend.reference)
+        let reference = try conv.bind(shapes: ["data": [1, 16, 8, 8]], sharedBuffer: exec.argDict, backend: OpByOpBackend.reference)
         try reference.forward()
         #expect(try exec.outputs[0].maxAbsDifference(reference.outputs[0]) < 1e-3)
         #expect(try exec.outputs[0].maxAbsDifference(first) > 1)
@@ -280,10 +280,10 @@ import Testing
     @Test(arguments: backends)
     func channelLastLayoutIsRefusedClearly(_ backend: BackendChoice) throws {
         let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 2, layout: .nhwc, name: "c")
-        let error = #expect(throws: RuntimeError.self) { try conv.simpleBind(shapes: ["data": [1, 5, 5, 3]], backend: backend.backend) }
+        let error = #expect(throws: RuntimeError.self) { try conv.bind(shapes: ["data": [1, 5, 5, 3]], backend: backend.backend) }
         #expect("\(error!)".contains("layout NHWC"))
         let lp = Symbol.pooling(.variable("data"), kernel: [2, 2], poolType: .lp, pValue: 2, name: "p")
-        let e2 = #expect(throws: RuntimeError.self) { try lp.simpleBind(shapes: ["data": [1, 1, 4, 4]], backend: backend.backend) }
+        let e2 = #expect(throws: RuntimeError.self) { try lp.bind(shapes: ["data": [1, 1, 4, 4]], backend: backend.backend) }
         #expect("\(e2!)".contains("lp"))
     }
 }
@@ -295,7 +295,7 @@ extension NNOpsTests {
     func run(_ symbol: Symbol, _ inputs: [String: NDArray], _ backend: BackendChoice, isTrain: Bool = false) throws -> [NDArray] {
         let names = Set(symbol.listArguments() + symbol.listAuxiliaryStates())
         let given = inputs.filter { names.contains($0.key) }
-        let exec = try symbol.simpleBind(shapes: given.mapValues(\.shape), sharedBuffer: given, backend: backend.backend)
+        let exec = try symbol.bind(shapes: given.mapValues(\.shape), sharedBuffer: given, backend: backend.backend)
         try exec.forward(isTrain: isTrain)
         return exec.outputs
     }

@@ -11,7 +11,7 @@ import Testing
     // MARK: Helpers
 
     static func run(_ s: Symbol, _ inputs: [String: NDArray], _ backend: OpByOpBackend) throws -> [NDArray] {
-        let exec = try s.simpleBind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
+        let exec = try s.bind(shapes: inputs.mapValues(\.shape), types: inputs.mapValues(\.dtype),
                                     sharedBuffer: inputs, backend: backend)
         try exec.forward()
         return exec.outputs
@@ -216,7 +216,7 @@ import Testing
     @Test func frameworkReshapeIsAView() throws {
         let input = Self.iota([2, 3, 4])
         for s in [Symbol.flatten(x), .reshape(x, shape: [4, -1]), .expandDims(x, axis: 0)] {
-            let exec = try s.simpleBind(shapes: ["x": input.shape], sharedBuffer: ["x": input], backend: OpByOpBackend.framework)
+            let exec = try s.bind(shapes: ["x": input.shape], sharedBuffer: ["x": input], backend: OpByOpBackend.framework)
             try exec.forward()
             #expect(exec.outputs[0].sharesStorage(with: input))
         }
@@ -224,7 +224,7 @@ import Testing
 
     @Test func repeatedForwardsSeeNewInputs() throws {
         let s = Symbol.concat([.variable("a"), .transpose(.variable("b"))])
-        let exec = try s.simpleBind(shapes: ["a": [3, 2], "b": [4, 3]], backend: OpByOpBackend.framework)
+        let exec = try s.bind(shapes: ["a": [3, 2], "b": [4, 3]], backend: OpByOpBackend.framework)
         for seed in 1...3 as ClosedRange<UInt64> {
             let a = NDArray.randomNormal(shape: [3, 2], seed: seed), b = NDArray.randomNormal(shape: [4, 3], seed: seed + 10)
             try exec.forward(["a": a, "b": b])

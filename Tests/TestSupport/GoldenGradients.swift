@@ -8,8 +8,9 @@ import KilnRuntime
 /// `forward(is_train=True)` and `backward` produced.
 ///
 /// ```
-/// arg:*, aux:* ──forward(isTrain: true)──> out:*   (compare)   aux states ──> auxafter:*   (compare)
+/// arg:*, aux:* ──forward(isTrain: true)──> out:*   (compare)
 ///                 ograd:* ──backward──────> grad:*  (compare, for gradientArguments only)
+///                                           aux states ──> auxafter:*   (compare)
 /// ```
 public struct GoldenGradientCase: Sendable {
     public let name: String
@@ -24,7 +25,8 @@ public struct GoldenGradientCase: Sendable {
     public let outputs: [NDArray]
     /// MXNet's gradient of each argument in ``gradientArguments``.
     public let gradients: [String: NDArray]
-    /// The auxiliary states after the training forward (BatchNorm's moving statistics).
+    /// The auxiliary states after the training step, forward then backward (BatchNorm's moving
+    /// statistics, which MXNet 1.9 updates in its backward).
     public let auxiliaryStatesAfter: [String: NDArray]
     /// The arguments MXNet bound with `write`; every other argument (labels) had `null`.
     public let gradientArguments: [String]
@@ -32,7 +34,7 @@ public struct GoldenGradientCase: Sendable {
     /// were made), by argument, with what is wrong. They are kept as MXNet wrote them.
     public let mxnetWrong: [String: String]
 
-    /// The gradient requests MXNet bound with, for `simpleBind(gradReqs:)`.
+    /// The gradient requests MXNet bound with, for `bind(gradReqs:)`.
     public var gradientRequests: [String: GradReq] {
         var reqs: [String: GradReq] = [:]
         for name in symbol.listArguments() { reqs[name] = gradientArguments.contains(name) ? .write : .null }

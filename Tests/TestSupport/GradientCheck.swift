@@ -35,13 +35,13 @@ public struct GradientCheck {
         let shared = arguments.merging(auxiliaryStates) { a, _ in a }
         var reqs: [String: GradReq] = [:]
         for name in symbol.listArguments() { reqs[name] = check.contains(name) ? .write : .null }
-        let exec = try symbol.simpleBind(shapes: shapes, types: arguments.mapValues(\.dtype), gradReqs: reqs, sharedBuffer: shared, backend: backend)
+        let exec = try symbol.bind(shapes: shapes, types: arguments.mapValues(\.dtype), gradReqs: reqs, sharedBuffer: shared, backend: backend)
         try exec.forward(isTrain: isTrain)
         let weights = exec.outputs.enumerated().map { k, o in NDArray.randomUniform(shape: o.shape, low: -1, high: 1, seed: seed &+ UInt64(k)) }
         try exec.backward(weights)
 
         func loss(_ args: [String: NDArray]) throws -> Double {
-            let e = try symbol.simpleBind(shapes: shapes, types: arguments.mapValues(\.dtype),
+            let e = try symbol.bind(shapes: shapes, types: arguments.mapValues(\.dtype),
                                           sharedBuffer: args.merging(auxiliaryStates) { a, _ in a }, backend: backend)
             try e.forward(isTrain: isTrain)
             var l = 0.0

@@ -13,7 +13,8 @@ Tests/Fixtures/golden/grads/:
                      ograd:<i>        head gradient given for output i
                      out:<i>          forward output i (training mode)
                      grad:<name>      gradient of every argument bound with 'write'
-                     auxafter:<name>  auxiliary states after the training forward
+                     auxafter:<name>  auxiliary states after forward and backward (MXNet 1.9
+                                      updates BatchNorm's moving statistics in backward)
     index.json     [{case, op, attrs, arguments, grad_arguments, aux, outputs, note}]
     models/        two whole networks (LeNet-5, a conv-BN-relu-pool-fc net) with the same layout;
                    models/index.json lists them. LeNet's weights are those of

@@ -22,7 +22,7 @@ public enum GradReq: String, Sendable {
 /// A symbol bound to shapes and arrays, ready to run (MXNet's `Executor`).
 ///
 /// ```
-/// let exec = try net.simpleBind(shapes: ["data": [16, 1, 28, 28]], sharedBuffer: params)
+/// let exec = try net.bind(shapes: ["data": [16, 1, 28, 28]], sharedBuffer: params)
 /// exec.argDict["data"] = batch
 /// try exec.forward()
 /// let probabilities = exec.outputs[0]
@@ -83,20 +83,28 @@ public final class Executor {
         }
     }
 
+    static func ones(like a: NDArray) -> NDArray {
+        if a.dtype == .float32 { return NDArray(shape: a.shape, values: [Float](repeating: 1, count: a.elementCount)) }
+        return NDArray(shape: a.shape, dtype: a.dtype, values: [Double](repeating: 1, count: a.elementCount))
+    }
+
     /// Computes the gradients of the arguments bound with a gradient request, after `forward(isTrain: true)`.
     ///
     /// - Parameter headGradients: the gradient of each output; ones when empty (loss outputs such as
-    ///   SoftmaxOutput ignore theirs).
+    ///   SoftmaxOutput ignore theirs). One of another dtype than its output is converted to the
+    ///   output's, as MXNet copies head gradients into arrays of the outputs' dtypes.
     public func backward(_ headGradients: [NDArray] = []) throws {
         guard let p = plan as? OpByOpPlan else {
             throw RuntimeError.invalidArgument("The \(backend.name) backend runs inference only; bind with the framework backend to train")
         }
-        let heads = headGradients.isEmpty ? outputs.map { NDArray(shape: $0.shape, dtype: $0.dtype, values: [Double](repeating: 1, count: $0.elementCount)) } : headGradients
+        var heads = headGradients.isEmpty ? outputs.map { Self.ones(like: $0) } : headGradients
         guard heads.count == outputs.count else {
             throw RuntimeError.invalidArgument("backward got \(heads.count) head gradients for \(outputs.count) outputs")
         }
-        for (h, o) in zip(heads, outputs) where h.shape != o.shape {
-            throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: h.shape)
+        for (k, o) in outputs.enumerated() {
+            guard heads[k].shape == o.shape else { throw RuntimeError.argumentShape(name: "head gradient", expected: o.shape, actual: heads[k].shape) }
+            // Kernels read gradients by their outputs' bound dtypes.
+            heads[k] = heads[k].converted(to: o.dtype)
         }
         var wanted: [Int: String] = [:]
         for (i, n) in graph.nodes.enumerated() where n.isVariable {
@@ -105,8 +113,10 @@ public final class Executor {
         let grads = try p.backward(headGradients: heads, wanted: Set(wanted.keys))
         for (i, g) in grads {
             guard let name = wanted[i] else { continue }
-            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.zipMap(g, +) } else { gradDict[name] = g }
+            if gradReqs[name] == .add, let old = gradDict[name] { gradDict[name] = try old.addingGradient(g) } else { gradDict[name] = g }
         }
+        // MXNet 1.9 updates BatchNorm's moving statistics in its backward pass, not in the forward.
+        for (name, value) in p.auxiliaryUpdates() where auxDict[name] != nil { auxDict[name] = value }
     }
 
     /// Runs `forward` after setting some arguments (MXNet's `forward(is_train, **kwargs)`).
@@ -140,7 +150,9 @@ public final class Executor {
 }
 
 extension Symbol {
-    /// Binds the symbol for the given input shapes (MXNet's `simple_bind`).
+    /// Binds the symbol for the given input shapes with a given backend; the framework's op-by-op
+    /// kernels by default. This is MXNet's `simple_bind` without the engine switch: the umbrella
+    /// module's `simpleBind` reads `KILN_USE_ENGINE` and partitions before calling this.
     ///
     /// Shapes not given are inferred (weights from the data). Arrays in `sharedBuffer` (weights and
     /// auxiliary states by name, as a checkpoint gives them) are used as they are and must have the
@@ -150,7 +162,7 @@ extension Symbol {
     ///   - gradReq: the gradient request of every argument, unless `gradReqs` names it.
     ///   - gradReqs: per-argument requests (MXNet's dict form of `grad_req`).
     ///   - backend: what runs the graph; the framework's oneDNN kernels by default.
-    public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
+    public func bind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:], sharedBuffer: [String: NDArray] = [:],
                            backend: any Backend = OpByOpBackend.framework) throws -> Executor {
         let g = graph

@@ -82,7 +82,7 @@ extension OpByOpPlan {
         }
         var grads: [Graph.Entry: NDArray] = [:]
         func accumulate(_ e: Graph.Entry, _ g: NDArray) throws {
-            if let old = grads[e] { grads[e] = try old.zipMap(g, +) } else { grads[e] = g }
+            if let old = grads[e] { grads[e] = try old.addingGradient(g) } else { grads[e] = g }
         }
         for (h, g) in zip(graph.heads, headGradients) where needs[h.node] { try accumulate(h, g) }
         for i in graph.nodes.indices.reversed() where needs[i] {
@@ -121,5 +121,32 @@ extension OpByOpPlan {
             }
         }
         return updates
+    }
+}
+
+extension NDArray {
+    /// `self + other` elementwise in their own dtype, for gradients that add up at one entry.
+    ///
+    /// Not `zipMap`, whose result is float32: the sum is the gradient the next kernel's backward
+    /// reads by the entry's bound dtype, and a float64 entry holding float32 bytes would be read
+    /// past its end.
+    func addingGradient(_ other: NDArray) throws -> NDArray {
+        guard shape == other.shape, dtype == other.dtype else {
+            throw RuntimeError.invalidArgument("Cannot add a gradient of shape \(other.shape) and dtype \(other.dtype) to one of shape \(shape) and dtype \(dtype)")
+        }
+        var sum = self
+        switch dtype {
+        case .float32:
+            sum.withUnsafeMutableBufferPointer(as: Float.self) { s in
+                other.withUnsafeBufferPointer(as: Float.self) { o in for i in 0..<s.count { s[i] += o[i] } }
+            }
+        case .float64:
+            sum.withUnsafeMutableBufferPointer(as: Double.self) { s in
+                other.withUnsafeBufferPointer(as: Double.self) { o in for i in 0..<s.count { s[i] += o[i] } }
+            }
+        default:
+            for i in 0..<elementCount { sum.setElement(i, element(i) + other.element(i)) }
+        }
+        return sum
     }
 }

@@ -39,15 +39,23 @@ extension FrameworkKernels {
         }
         table["softmax"] = { sig in try SoftmaxKernel.make(sig, lines: try SoftmaxLines.softmax(sig)) }
         table["log_softmax"] = table["softmax"]
-        table["SoftmaxOutput"] = { sig in try SoftmaxKernel.make(sig, lines: try SoftmaxLines.softmaxOutput(sig)) }
+        table["SoftmaxOutput"] = { sig in
+            guard ElementwiseDNNL.suits(sig) else { return try ElementwiseDNNL.reference(sig) }
+            let rule = try SoftmaxOutputRule(sig)
+            return SoftmaxOutputKernel(softmax: try SoftmaxKernel.make(sig, lines: rule.lines), rule: rule)
+        }
         // _copy, Cast and Dropout need no oneDNN: the reference kernels share buffers or loop in Swift.
         return table
     }
 
-    /// A float32 pointwise function: oneDNN eltwise where it has the function, else a Swift loop.
+    /// A float32 pointwise function: oneDNN eltwise where it has the function, else a Swift loop;
+    /// backward by ``Float32PointwiseGradient``.
     static func pointwise(_ function: Pointwise, _ sig: KernelSignature) throws -> any Kernel {
-        if function == .identity { return ClosureKernel { inputs, outputs, _ in outputs[0] = inputs[0] } }
-        guard let steps = function.eltwiseSteps else { return Float32PointwiseKernel(function) }
-        return try EltwiseKernel(steps, shape: sig.inputShapes[0], node: sig.node.name)
+        if function == .identity { return CopyKernel() }
+        let gradient = try Float32PointwiseGradient(function, shape: sig.inputShapes[0], node: sig.node.name)
+        guard let steps = function.eltwiseSteps else { return Float32PointwiseKernel(function, gradient: gradient) }
+        let kernel = try EltwiseKernel(steps, shape: sig.inputShapes[0], node: sig.node.name)
+        kernel.gradient = gradient
+        return kernel
     }
 }

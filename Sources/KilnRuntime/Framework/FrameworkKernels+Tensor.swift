@@ -5,6 +5,10 @@ import KilnGraph
 // concatenation copy contiguous runs; transpose, Concat (float32) and sum/mean (float32, trailing
 // axes) run oneDNN primitives built at bind. Configurations oneDNN cannot describe or does not
 // vectorize use Swift loops, and reductions of other dtypes the reference kernel.
+//
+// Every op here is linear, so each backward moves the output gradient the other way: a view back,
+// the inverse permutation, a split for a join and a join for a split, a crop (plus the borders'
+// sums) for Pad, and a broadcast for sum and mean.
 extension FrameworkKernels {
     static var tensor: [String: KernelFactory] {
         [
@@ -21,100 +25,72 @@ extension FrameworkKernels {
         ]
     }
 
-    /// The output is the input's buffer under the bound output shape: no copy.
+    /// The output is the input's buffer under the bound output shape, and the input gradient the
+    /// output gradient's buffer under the input shape: no copy either way.
     static let view: KernelFactory = { sig in
-        let shape = sig.outputShapes[0]
-        return ClosureKernel { inputs, outputs, _ in outputs[0] = try inputs[0].reshaped(shape) }
+        let input = sig.inputShapes[0], output = sig.outputShapes[0]
+        return ClosureGradientKernel(forward: { inputs, outputs, _ in
+            outputs[0] = try inputs[0].reshaped(output)
+        }, backward: { _, _, outputGradients, inputGradients, needed in
+            if needed[0] { inputGradients[0] = try outputGradients[0].reshaped(input) }
+        })
     }
 
     static let transpose: KernelFactory = { sig in
-        let input = sig.inputShapes[0], type = sig.inputTypes[0]
-        let p = try TransposeParameters(sig.node, input: input)
-        let out = p.outputShape(input)
-        let inStrides = input.strides
-        let gatherStrides = p.axes.map { inStrides[$0] }
-        // Permutations that keep an innermost run contiguous are plain copies of runs; others go to
-        // oneDNN's reorder, which has vectorized kernels for them.
-        let innerRun = RunCopy.coalesce(dims: out.dims, strides: gatherStrides).1.last == 1
-        if !innerRun, out.rank > 0, out.elementCount > 0, DNNL.canDescribe(type, rank: out.rank) {
-            return try DNNLTransposeKernel(sig, axes: p.axes)
-        }
-        return ClosureKernel { inputs, outputs, _ in
-            inputs[0].withUnsafeBytes { src in
-                outputs[0].withUnsafeMutableBytes { dst in
-                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                    RunCopy.gather(dims: out.dims, strides: gatherStrides, elementSize: type.byteSize, from: s, to: d)
-                }
-            }
-        }
+        let p = try TransposeParameters(sig.node, input: sig.inputShapes[0])
+        return try TransposeKernel(input: sig.inputShapes[0], axes: p.axes, type: sig.inputTypes[0], node: sig.node.name)
     }
 
+    /// Forward joins the inputs (oneDNN's concat for float32, runs otherwise); backward splits the
+    /// output gradient into the inputs' gradients.
     static let concat: KernelFactory = { sig in
         let p = try ConcatParameters(sig.node, inputs: sig.inputShapes)
+        let pieces = AxisPieces(whole: sig.outputShapes[0], axis: p.axis, extents: sig.inputShapes.map { $0[p.axis] },
+                                elementSize: sig.outputTypes[0].byteSize)
+        var join: DNNLConcatKernel?
         if sig.outputTypes[0] == .float32, sig.inputShapes.allSatisfy({ $0.elementCount > 0 }),
            DNNL.canDescribe(.float32, rank: sig.outputShapes[0].rank) {
-            return try DNNLConcatKernel(sig, axis: p.axis)
+            join = try DNNLConcatKernel(sig, axis: p.axis)
         }
-        // Input k fills, in each outer block of the output, the run that starts at its offset.
-        let size = sig.outputTypes[0].byteSize
-        let outRun = AxisSplit(sig.outputShapes[0], axis: p.axis)
-        let parts = sig.inputShapes.map { AxisSplit($0, axis: p.axis) }
-        let offsets = parts.reduce(into: [0]) { $0.append(($0.last ?? 0) + $1.extent * $1.inner) }
-        return ClosureKernel { inputs, outputs, _ in
-            withRawPointers(inputs) { sources in
-                outputs[0].withUnsafeMutableBytes { dst in
-                    guard let d = dst.baseAddress else { return }
-                    let outStride = outRun.extent * outRun.inner * size
-                    for (k, part) in parts.enumerated() {
-                        let run = part.extent * part.inner * size
-                        RunCopy.runs(count: part.outer, runBytes: run, from: sources[k], srcStride: run,
-                                     to: d + offsets[k] * size, dstStride: outStride)
-                    }
-                }
-            }
-        }
+        return ClosureGradientKernel(forward: { [join] inputs, outputs, isTrain in
+            if let join { return try join.forward(inputs, &outputs, isTrain: isTrain) }
+            for k in inputs.indices { pieces.copyIn(k, from: inputs[k], to: &outputs[0]) }
+        }, backward: { _, _, outputGradients, inputGradients, needed in
+            for k in inputGradients.indices where needed[k] { pieces.copyOut(k, from: outputGradients[0], to: &inputGradients[k]) }
+        })
     }
 
-    /// Part k is, in each outer block, the run at k parts into the axis.
+    /// Forward copies part k out of each outer block; backward joins the parts' gradients, as
+    /// Concat's forward does (a part that received no gradient joins as its zeros).
     static let split: KernelFactory = { sig in
         let input = sig.inputShapes[0]
         let p = try SplitParameters(sig.node, input: input)
-        let size = sig.inputTypes[0].byteSize
-        let whole = AxisSplit(input, axis: p.axis)
-        let run = p.partExtent * whole.inner * size
-        return ClosureKernel { inputs, outputs, _ in
-            inputs[0].withUnsafeBytes { src in
-                guard let s = src.baseAddress else { return }
-                for k in 0..<p.count {
-                    outputs[k].withUnsafeMutableBytes { dst in
-                        guard let d = dst.baseAddress else { return }
-                        RunCopy.runs(count: whole.outer, runBytes: run, from: s + k * run, srcStride: whole.extent * whole.inner * size,
-                                     to: d, dstStride: run)
-                    }
-                }
-            }
-        }
+        let pieces = AxisPieces(whole: input, axis: p.axis, extents: [Int](repeating: p.partExtent, count: p.count),
+                                elementSize: sig.inputTypes[0].byteSize)
+        return ClosureGradientKernel(forward: { inputs, outputs, _ in
+            for k in outputs.indices { pieces.copyOut(k, from: inputs[0], to: &outputs[k]) }
+        }, backward: { _, _, outputGradients, inputGradients, needed in
+            guard needed[0] else { return }
+            for k in outputGradients.indices { pieces.copyIn(k, from: outputGradients[k], to: &inputGradients[0]) }
+        })
     }
 
+    /// Forward copies the range out of each outer block; backward copies the gradient back into
+    /// the range of the zeroed input gradient.
     static let sliceAxis: KernelFactory = { sig in
         let input = sig.inputShapes[0]
         let p = try SliceAxisParameters(sig.node, input: input)
-        let size = sig.inputTypes[0].byteSize
-        let whole = AxisSplit(input, axis: p.axis)
-        let run = (p.end - p.begin) * whole.inner * size
-        return ClosureKernel { inputs, outputs, _ in
-            inputs[0].withUnsafeBytes { src in
-                outputs[0].withUnsafeMutableBytes { dst in
-                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                    RunCopy.runs(count: whole.outer, runBytes: run, from: s + p.begin * whole.inner * size,
-                                 srcStride: whole.extent * whole.inner * size, to: d, dstStride: run)
-                }
-            }
-        }
+        let pieces = AxisPieces(whole: input, axis: p.axis, ranges: [(p.begin, p.end - p.begin)], elementSize: sig.inputTypes[0].byteSize)
+        return ClosureGradientKernel(forward: { inputs, outputs, _ in
+            pieces.copyOut(0, from: inputs[0], to: &outputs[0])
+        }, backward: { _, _, outputGradients, inputGradients, needed in
+            if needed[0] { pieces.copyIn(0, from: outputGradients[0], to: &inputGradients[0]) }
+        })
     }
 
     /// float32: oneDNN's reduction where it is vectorized (trailing axes), Swift rows otherwise; a
     /// reduction over nothing is a view. Other dtypes and empty arrays use the reference kernel.
+    /// Backward broadcasts the output gradient over the reduced axes (see ``ReductionWalk``).
     static func reduction(mean: Bool) -> KernelFactory {
         { sig in
             let input = sig.inputShapes[0]
@@ -124,8 +100,8 @@ extension FrameworkKernels {
                 return try ReferenceKernels.reduction(mean: mean)(sig)
             }
             if p.reductionSize(input) == 1 {
-                let shape = sig.outputShapes[0]
-                return ClosureKernel { inputs, outputs, _ in outputs[0] = try inputs[0].reshaped(shape) }
+                // Sum and mean of one element are that element, and so is their gradient.
+                return try view(sig)
             }
             if ReductionGroups(input, p).reducesTrailingAxesOnly {
                 return try DNNLReductionKernel(sig, parameters: p, mean: mean)

@@ -1,7 +1,8 @@
 import KilnCore
 import KilnGraph
 
-/// Reference kernels of the elementwise family: plain loops in Double over any dtype, MXNet's formulas.
+/// Reference kernels of the elementwise family: plain loops in Double over any dtype, MXNet's formulas,
+/// forward and backward.
 extension ReferenceKernels {
     static var elementwise: [String: KernelFactory] {
         var table: [String: KernelFactory] = [:]
@@ -23,19 +24,21 @@ extension ReferenceKernels {
         for op in ["elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div",
                    "broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div"] {
             table[op] = { sig in
-                guard let operation = BinaryReferenceKernel.operation(for: sig.node.op) else {
+                guard let operation = BinaryReferenceKernel.operation(for: sig.node.op),
+                      let partials = BinaryReferenceKernel.partials(for: sig.node.op) else {
                     throw sig.unsupported("no arithmetic is known for this op")
                 }
-                return BinaryReferenceKernel(operation, lhs: sig.inputShapes[0], rhs: sig.inputShapes[1], output: sig.outputShapes[0])
+                return BinaryReferenceKernel(operation, partials: partials, lhs: sig.inputShapes[0], rhs: sig.inputShapes[1],
+                                             output: sig.outputShapes[0])
             }
         }
         table["add_n"] = { _ in AddNReferenceKernel() }
-        table["_copy"] = { _ in ClosureKernel { inputs, outputs, _ in outputs[0] = inputs[0] } }
+        table["_copy"] = { _ in CopyKernel() }
         table["Cast"] = { sig in CastKernel(from: sig.inputTypes[0], to: sig.outputTypes[0]) }
         table["Dropout"] = { sig in try DropoutKernel(sig) }
         table["softmax"] = { sig in SoftmaxReferenceKernel(try SoftmaxLines.softmax(sig)) }
         table["log_softmax"] = table["softmax"]
-        table["SoftmaxOutput"] = { sig in SoftmaxReferenceKernel(try SoftmaxLines.softmaxOutput(sig)) }
+        table["SoftmaxOutput"] = { sig in SoftmaxOutputReferenceKernel(try SoftmaxOutputRule(sig)) }
         return table
     }
 }

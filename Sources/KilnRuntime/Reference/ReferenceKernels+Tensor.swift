@@ -1,8 +1,9 @@
 import KilnCore
 import KilnGraph
 
-// Reference kernels of the tensor family. Data movement goes through ElementGather (any dtype, raw
-// bytes, one element at a time); sum and mean accumulate in Double.
+// Reference kernels of the tensor family. Data movement is an ElementMapKernel: a map from output
+// to input elements, gathered forward (any dtype, raw bytes, one element at a time) and scattered
+// back for gradients; sum and mean accumulate in Double and broadcast their gradient back.
 extension ReferenceKernels {
     static var tensor: [String: KernelFactory] {
         [
@@ -23,23 +24,19 @@ extension ReferenceKernels {
     static let sameOrderCopy: KernelFactory = { sig in
         let inDims = sig.inputShapes[0].dims
         let outStrides = sig.outputShapes[0].strides
-        return ClosureKernel { inputs, outputs, _ in
-            ElementGather.run(inputs, into: &outputs[0]) { c in
-                let flat = zip(c, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
-                return .init(input: 0, coordinates: ElementGather.unravel(flat, inDims))
-            }
+        return ElementMapKernel { _, c in
+            let flat = zip(c, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
+            return .init(input: 0, coordinates: ElementGather.unravel(flat, inDims))
         }
     }
 
     /// out[c] = in[c permuted back]: output axis i is input axis axes[i].
     static let transpose: KernelFactory = { sig in
         let p = try TransposeParameters(sig.node, input: sig.inputShapes[0])
-        return ClosureKernel { inputs, outputs, _ in
-            ElementGather.run(inputs, into: &outputs[0]) { c in
-                var source = [Int](repeating: 0, count: c.count)
-                for (i, axis) in p.axes.enumerated() { source[axis] = c[i] }
-                return .init(input: 0, coordinates: source)
-            }
+        return ElementMapKernel { _, c in
+            var source = [Int](repeating: 0, count: c.count)
+            for (i, axis) in p.axes.enumerated() { source[axis] = c[i] }
+            return .init(input: 0, coordinates: source)
         }
     }
 
@@ -47,79 +44,81 @@ extension ReferenceKernels {
     static let concat: KernelFactory = { sig in
         let p = try ConcatParameters(sig.node, inputs: sig.inputShapes)
         let starts = sig.inputShapes.reduce(into: [0]) { $0.append(($0.last ?? 0) + $1[p.axis]) }
-        return ClosureKernel { inputs, outputs, _ in
-            ElementGather.run(inputs, into: &outputs[0]) { c in
-                guard let k = (0..<inputs.count).last(where: { starts[$0] <= c[p.axis] && c[p.axis] < starts[$0 + 1] }) else { return nil }
-                var source = c
-                source[p.axis] -= starts[k]
-                return .init(input: k, coordinates: source)
-            }
+        let count = sig.inputShapes.count
+        return ElementMapKernel { _, c in
+            guard let k = (0..<count).last(where: { starts[$0] <= c[p.axis] && c[p.axis] < starts[$0 + 1] }) else { return nil }
+            var source = c
+            source[p.axis] -= starts[k]
+            return .init(input: k, coordinates: source)
         }
     }
 
     /// Part k holds the input's range [k*e, (k+1)*e) along the axis, which a squeezed part has dropped.
     static let split: KernelFactory = { sig in
         let p = try SplitParameters(sig.node, input: sig.inputShapes[0])
-        return ClosureKernel { inputs, outputs, _ in
-            for k in 0..<p.count {
-                ElementGather.run(inputs, into: &outputs[k]) { c in
-                    var source = c
-                    if p.squeeze { source.insert(k, at: p.axis) } else { source[p.axis] += k * p.partExtent }
-                    return .init(input: 0, coordinates: source)
-                }
-            }
+        return ElementMapKernel { k, c in
+            var source = c
+            if p.squeeze { source.insert(k, at: p.axis) } else { source[p.axis] += k * p.partExtent }
+            return .init(input: 0, coordinates: source)
         }
     }
 
     static let sliceAxis: KernelFactory = { sig in
         let p = try SliceAxisParameters(sig.node, input: sig.inputShapes[0])
-        return ClosureKernel { inputs, outputs, _ in
-            ElementGather.run(inputs, into: &outputs[0]) { c in
-                var source = c
-                source[p.axis] += p.begin
-                return .init(input: 0, coordinates: source)
-            }
+        return ElementMapKernel { _, c in
+            var source = c
+            source[p.axis] += p.begin
+            return .init(input: 0, coordinates: source)
         }
     }
 
     /// Each axis maps its output index to an input index (``PadParameters/sourceIndex(_:axis:extent:)``);
-    /// an element any axis maps to nothing is the constant.
+    /// an element any axis maps to nothing is the constant. The gradient of the input is thus the
+    /// crop of the output gradient plus, in edge and reflect modes, the border gradients added into
+    /// the elements the border copied (MXNet's pad.cc backward does the same).
     static let pad: KernelFactory = { sig in
         let input = sig.inputShapes[0]
         let p = try PadParameters(sig.node, input: input)
         let fill = ElementGather.elementBytes(p.value, sig.outputTypes[0])
-        return ClosureKernel { inputs, outputs, _ in
-            ElementGather.run(inputs, into: &outputs[0], fill: fill) { c in
-                var source = c
-                for axis in c.indices {
-                    guard let j = p.sourceIndex(c[axis], axis: axis, extent: input[axis]) else { return nil }
-                    source[axis] = j
-                }
-                return .init(input: 0, coordinates: source)
+        return ElementMapKernel(fill: fill) { _, c in
+            var source = c
+            for axis in c.indices {
+                guard let j = p.sourceIndex(c[axis], axis: axis, extent: input[axis]) else { return nil }
+                source[axis] = j
             }
+            return .init(input: 0, coordinates: source)
         }
     }
 
-    /// Every input element adds into the output element at its coordinates with reduced axes set to 0.
+    /// Every input element adds into the output element at its coordinates with reduced axes set to 0;
+    /// backward gives each input element its output element's gradient (divided by the count for mean).
     static func reduction(mean: Bool) -> KernelFactory {
         { sig in
             let input = sig.inputShapes[0]
             let p = try ReductionParameters(sig.node, input: input)
             let keptStrides = p.keptShape(input).strides
             let count = p.reductionSize(input)
-            return ClosureKernel { inputs, outputs, _ in
+            func target(_ flat: Int) -> Int {
+                let c = ElementGather.unravel(flat, input.dims)
+                var t = 0
+                for axis in c.indices where !p.reduced[axis] { t += c[axis] * keptStrides[axis] }
+                return t
+            }
+            return ClosureGradientKernel(forward: { inputs, outputs, _ in
                 var totals = [Double](repeating: 0, count: outputs[0].elementCount)
-                for flat in 0..<inputs[0].elementCount {
-                    let c = ElementGather.unravel(flat, input.dims)
-                    var target = 0
-                    for axis in c.indices where !p.reduced[axis] { target += c[axis] * keptStrides[axis] }
-                    totals[target] += inputs[0].element(flat)
-                }
+                for flat in 0..<inputs[0].elementCount { totals[target(flat)] += inputs[0].element(flat) }
                 for i in totals.indices {
                     // A mean over nothing is NaN, as 0/0 in numpy.
                     outputs[0].setElement(i, mean ? totals[i] / Double(count) : totals[i])
                 }
-            }
+            }, backward: { _, _, outputGradients, inputGradients, needed in
+                guard needed[0] else { return }
+                let g = outputGradients[0]
+                for flat in 0..<inputGradients[0].elementCount {
+                    let v = g.element(target(flat))
+                    inputGradients[0].setElement(flat, mean ? v / Double(count) : v)
+                }
+            })
         }
     }
 }

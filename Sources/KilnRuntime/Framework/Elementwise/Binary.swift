@@ -7,7 +7,8 @@ import KilnGraph
 /// oneDNN 2.6 broadcasts only its second source: the first must have the output's shape, and each axis
 /// of the second must match it or be 1. So a broadcast whose lhs is already full size maps directly;
 /// one whose rhs is full size maps with the operands swapped when the op commutes (add, mul); the rest
-/// (both sides broadcast, or lhs broadcast under sub and div) run in ``Float32BroadcastKernel``:
+/// (both sides broadcast, or lhs broadcast under sub and div) run in ``Float32BroadcastKernel``.
+/// Both kernels' backward is ``Float32BinaryGradient``:
 /// ```
 /// (2,3,4) + (1,3,1)  -> binary(src0 = lhs, src1 = rhs)
 /// (1,3,4) * (2,3,4)  -> binary(src0 = rhs, src1 = lhs)
@@ -20,6 +21,7 @@ final class BinaryKernel: Kernel {
     let swapped: Bool
     let stream: DNNLStream
     let node: String
+    let gradient: Float32BinaryGradient
 
     /// The oneDNN algorithm of an op.
     static func algorithm(_ op: String) -> (algorithm: dnnl_alg_kind_t, commutes: Bool)? {
@@ -34,22 +36,23 @@ final class BinaryKernel: Kernel {
 
     /// The kernel for a signature: this one where oneDNN can, else the Swift loop or the reference.
     static func make(_ sig: KernelSignature) throws -> any Kernel {
-        guard ElementwiseDNNL.suits(sig, inputs: [0, 1]), let (algorithm, commutes) = algorithm(sig.node.op) else {
+        let out = sig.outputShapes[0]
+        guard ElementwiseDNNL.suits(sig, inputs: [0, 1]), let (algorithm, commutes) = algorithm(sig.node.op),
+              let gradient = Float32BinaryGradient(sig.node.op, lhs: sig.inputShapes[0], rhs: sig.inputShapes[1], output: out) else {
             return try ElementwiseDNNL.reference(sig)
         }
-        let out = sig.outputShapes[0]
         let lhs = sig.inputShapes[0].padded(toRank: out.rank), rhs = sig.inputShapes[1].padded(toRank: out.rank)
         if lhs == out {
-            return try BinaryKernel(algorithm, full: out, other: rhs, swapped: false, node: sig.node.name)
+            return try BinaryKernel(algorithm, full: out, other: rhs, swapped: false, gradient: gradient, node: sig.node.name)
         }
         if rhs == out && commutes {
-            return try BinaryKernel(algorithm, full: out, other: lhs, swapped: true, node: sig.node.name)
+            return try BinaryKernel(algorithm, full: out, other: lhs, swapped: true, gradient: gradient, node: sig.node.name)
         }
         guard let operation = Float32BroadcastKernel.operation(sig.node.op) else { return try ElementwiseDNNL.reference(sig) }
-        return Float32BroadcastKernel(operation, lhs: sig.inputShapes[0], rhs: sig.inputShapes[1], output: out)
+        return Float32BroadcastKernel(operation, lhs: sig.inputShapes[0], rhs: sig.inputShapes[1], output: out, gradient: gradient)
     }
 
-    init(_ algorithm: dnnl_alg_kind_t, full: Shape, other: Shape, swapped: Bool, node: String) throws {
+    init(_ algorithm: dnnl_alg_kind_t, full: Shape, other: Shape, swapped: Bool, gradient: Float32BinaryGradient, node: String) throws {
         var fullDesc = try ElementwiseDNNL.plainDesc(full, node: node)
         var otherDesc = try ElementwiseDNNL.plainDesc(other, node: node)
         var dstDesc = fullDesc
@@ -62,6 +65,7 @@ final class BinaryKernel: Kernel {
         arguments = [(DNNLArg.src, first), (DNNLArg.src1, second), (DNNLArg.dst, destination)]
         stream = try DNNLStream(node: node)
         self.swapped = swapped
+        self.gradient = gradient
         self.node = node
     }
 
@@ -71,6 +75,11 @@ final class BinaryKernel: Kernel {
         try destination.setPointer(outputs[0].destinationPointer, node: node)
         try primitive.execute(arguments, stream: stream)
     }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        gradient.run(inputs, outputGradients[0], &inputGradients, needed: needed)
+    }
 }
 
 /// Float32 broadcast arithmetic where oneDNN's binary cannot broadcast the first source. Rows of the
@@ -79,6 +88,7 @@ final class Float32BroadcastKernel: Kernel {
     let operation: @Sendable (Float, Float) -> Float
     let lhsMap: BroadcastMap, rhsMap: BroadcastMap
     let rowLength: Int, rowCount: Int
+    let gradient: Float32BinaryGradient
 
     static func operation(_ op: String) -> (@Sendable (Float, Float) -> Float)? {
         switch op {
@@ -90,8 +100,9 @@ final class Float32BroadcastKernel: Kernel {
         }
     }
 
-    init(_ operation: @escaping @Sendable (Float, Float) -> Float, lhs: Shape, rhs: Shape, output: Shape) {
+    init(_ operation: @escaping @Sendable (Float, Float) -> Float, lhs: Shape, rhs: Shape, output: Shape, gradient: Float32BinaryGradient) {
         self.operation = operation
+        self.gradient = gradient
         lhsMap = BroadcastMap(operand: lhs, output: output)
         rhsMap = BroadcastMap(operand: rhs, output: output)
         rowLength = output.dims.last ?? 1
@@ -113,9 +124,15 @@ final class Float32BroadcastKernel: Kernel {
             }
         }
     }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        gradient.run(inputs, outputGradients[0], &inputGradients, needed: needed)
+    }
 }
 
-/// `add_n` on oneDNN's sum primitive (all scales 1); one input is the identity.
+/// `add_n` on oneDNN's sum primitive (all scales 1); one input is the identity. Every input's
+/// gradient is the output's, shared without a copy.
 final class SumKernel: Kernel {
     let primitive: DNNLPrimitive
     let sources: [DNNLMemory]
@@ -145,5 +162,10 @@ final class SumKernel: Kernel {
         for (memory, x) in zip(sources, inputs) { try memory.setPointer(x.sourcePointer, node: node) }
         try destination.setPointer(outputs[0].destinationPointer, node: node)
         try primitive.execute(arguments, stream: stream)
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        for k in inputGradients.indices where needed[k] { inputGradients[k] = outputGradients[0] }
     }
 }

@@ -46,6 +46,37 @@ enum ElementwiseDNNL {
         return try factory(sig)
     }
 
+    /// Argument slots of backward primitives. Their macros are plain integer literals, which Swift
+    /// imports directly (the aliases without `_0` do not import).
+    static let diffSource = Int32(DNNL_ARG_DIFF_SRC_0)
+    static let diffDestination = Int32(DNNL_ARG_DIFF_DST_0)
+
+    /// A backward primitive from its op descriptor and the op descriptor of the matching
+    /// forward-training primitive, which oneDNN wants as a hint.
+    static func backwardPrimitive(_ backward: UnsafeRawPointer, hint forward: UnsafeRawPointer, node: String, what: String) throws -> DNNLPrimitive {
+        let engine = try DNNL.requireEngine(node: node)
+        var hint: dnnl_primitive_desc_t?
+        try DNNL.check(dnnl_primitive_desc_create(&hint, forward, nil, engine, nil), "dnnl_primitive_desc_create(\(what) forward hint)", node: node)
+        defer { if let hint { dnnl_primitive_desc_destroy(hint) } }
+        var pd: dnnl_primitive_desc_t?
+        try DNNL.check(dnnl_primitive_desc_create(&pd, backward, nil, engine, hint), "dnnl_primitive_desc_create(\(what))", node: node)
+        guard let pd else { throw RuntimeError.dnnl(call: "dnnl_primitive_desc_create(\(what))", status: 5, node: node) }
+        return try DNNLPrimitive(primitiveDesc: pd, node: node, what: what)
+    }
+
+    /// An eltwise backward primitive over `desc` that reads the forward's source (x).
+    static func eltwiseBackward(_ step: EltwiseStep, desc: dnnl_memory_desc_t, node: String) throws -> DNNLPrimitive {
+        var md = desc, diff = desc
+        var forward = dnnl_eltwise_desc_t(), backward = dnnl_eltwise_desc_t()
+        try DNNL.check(dnnl_eltwise_forward_desc_init(&forward, dnnl_forward_training, step.algorithm, &md, step.alpha, step.beta),
+                       "dnnl_eltwise_forward_desc_init", node: node)
+        try DNNL.check(dnnl_eltwise_backward_desc_init(&backward, step.algorithm, &diff, &md, step.alpha, step.beta),
+                       "dnnl_eltwise_backward_desc_init", node: node)
+        return try withUnsafePointer(to: &backward) { b in
+            try withUnsafePointer(to: &forward) { f in try backwardPrimitive(b, hint: f, node: node, what: "eltwise backward") }
+        }
+    }
+
     /// An eltwise forward-inference primitive over `desc`.
     static func eltwise(_ step: EltwiseStep, desc: dnnl_memory_desc_t, node: String) throws -> DNNLPrimitive {
         var md = desc
@@ -71,14 +102,20 @@ extension NDArray {
 }
 
 /// A kernel that runs one kernel at inference and another in training (`rrelu` draws random slopes
-/// only in training, which oneDNN cannot).
+/// only in training, which oneDNN cannot). Backward goes to the kernel that ran the last forward.
 final class TrainingSwitchKernel: Kernel {
     let inference: any Kernel, training: any Kernel
+    var lastWasTraining = false
     init(inference: any Kernel, training: any Kernel) {
         self.inference = inference
         self.training = training
     }
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
+        lastWasTraining = isTrain
         try (isTrain ? training : inference).forward(inputs, &outputs, isTrain: isTrain)
+    }
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        try (lastWasTraining ? training : inference).backward(inputs, outputs, outputGradients, &inputGradients, needed: needed)
     }
 }

@@ -76,9 +76,10 @@ extension Pointwise {
 }
 
 /// A chain of eltwise primitives: the first reads the input and writes the output, the rest work in
-/// place on the output.
+/// place on the output. Its backward is the function's ``Float32PointwiseGradient``, when it has one.
 final class EltwiseKernel: Kernel {
     let primitives: [DNNLPrimitive]
+    var gradient: Float32PointwiseGradient?
     let source: DNNLMemory, destination: DNNLMemory
     /// Arguments of the first step and of the in-place steps after it.
     let firstArguments: [(Int32, DNNLMemory)], inPlaceArguments: [(Int32, DNNLMemory)]
@@ -100,6 +101,13 @@ final class EltwiseKernel: Kernel {
         try run(source: inputs[0].sourcePointer, destination: outputs[0].destinationPointer)
     }
 
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        guard needed[0] else { return }
+        guard let gradient else { throw RuntimeError.invalidArgument("The eltwise kernel of node '\(node)' has no backward") }
+        try gradient.run(x: inputs[0], y: outputs[0], dy: outputGradients[0], into: &inputGradients[0])
+    }
+
     /// Runs the chain on raw buffers of the bound shape; they may be the same buffer (in place).
     func run(source from: UnsafeMutableRawPointer, destination to: UnsafeMutableRawPointer) throws {
         try source.setPointer(from, node: node)
@@ -113,7 +121,16 @@ final class EltwiseKernel: Kernel {
 /// A float32 loop for the pointwise functions oneDNN lacks.
 final class Float32PointwiseKernel: Kernel {
     let function: Pointwise
-    init(_ function: Pointwise) { self.function = function }
+    let gradient: Float32PointwiseGradient
+    init(_ function: Pointwise, gradient: Float32PointwiseGradient) {
+        self.function = function
+        self.gradient = gradient
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        if needed[0] { try gradient.run(x: inputs[0], y: outputs[0], dy: outputGradients[0], into: &inputGradients[0]) }
+    }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
         let x = inputs[0]
@@ -132,7 +149,8 @@ final class Float32PointwiseKernel: Kernel {
 }
 
 /// `LeakyReLU` with `act_type=prelu`: oneDNN's PReLU primitive with gamma as weights of shape
-/// (1, C, 1, ...), or (1, 1, ...) for a one-element gamma.
+/// (1, C, 1, ...), or (1, 1, ...) for a one-element gamma. Backward is a Swift loop over the
+/// (N, C, inner) blocks: dx = x > 0 ? dy : gamma[c] dy, and dgamma[c] sums x dy where x ≤ 0.
 final class PReLUKernel: Kernel {
     let primitive: DNNLPrimitive
     let source: DNNLMemory, weights: DNNLMemory, destination: DNNLMemory
@@ -140,7 +158,12 @@ final class PReLUKernel: Kernel {
     let stream: DNNLStream
     let node: String
 
+    let channels: Int, inner: Int, outer: Int
+
     init(dataShape: Shape, gammaCount: Int, node: String) throws {
+        channels = dataShape[1]
+        inner = dataShape.dims.dropFirst(2).reduce(1, *)
+        outer = dataShape[0]
         var dataDesc = try ElementwiseDNNL.plainDesc(dataShape, node: node)
         var w = [Int](repeating: 1, count: dataShape.rank)
         w[1] = gammaCount == 1 ? 1 : dataShape[1]
@@ -162,5 +185,36 @@ final class PReLUKernel: Kernel {
         try weights.setPointer(inputs[1].sourcePointer, node: node)
         try destination.setPointer(outputs[0].destinationPointer, node: node)
         try primitive.execute(arguments, stream: stream)
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        let (channels, inner, outer) = (channels, inner, outer)
+        let shared = inputs[1].elementCount == 1
+        var dgamma = inputGradients[1]
+        inputs[0].withUnsafeBufferPointer(as: Float.self) { x in
+            inputs[1].withUnsafeBufferPointer(as: Float.self) { gamma in
+                outputGradients[0].withUnsafeBufferPointer(as: Float.self) { g in
+                    inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
+                        dgamma.withUnsafeMutableBufferPointer(as: Float.self) { dgamma in
+                            for k in 0..<dgamma.count { dgamma[k] = 0 }
+                            for o in 0..<outer {
+                                for c in 0..<channels {
+                                    let base = (o * channels + c) * inner
+                                    let slope = gamma[shared ? 0 : c]
+                                    var sum: Float = 0
+                                    if needed[0] {
+                                        for i in base..<(base + inner) { dx[i] = x[i] > 0 ? g[i] : slope * g[i] }
+                                    }
+                                    for i in base..<(base + inner) { sum += x[i] > 0 ? 0 : x[i] * g[i] }
+                                    dgamma[shared ? 0 : c] += sum
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if needed[1] { inputGradients[1] = dgamma }
     }
 }

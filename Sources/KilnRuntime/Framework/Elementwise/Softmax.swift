@@ -13,7 +13,12 @@ import KilnGraph
 /// its reference implementation. Measured on 1x21x256x256 (2 cores, release build): 121 ms along
 /// axis 1 against 3.7 ms along the last axis; ``StridedSoftmaxKernel`` does axis 1 in 10 ms, so
 /// strided lines run there.
+///
+/// Backward runs oneDNN's softmax backward on dense lines (``SoftmaxBackward``, made on the first
+/// backward so inference binds do not pay for it) and Swift loops on strided ones.
 final class SoftmaxKernel: Kernel {
+    let lines: SoftmaxLines
+    var gradient: SoftmaxBackward?
     let scale: DNNLPrimitive?
     let softmax: DNNLPrimitive
     let source: DNNLMemory, destination: DNNLMemory
@@ -28,6 +33,7 @@ final class SoftmaxKernel: Kernel {
     }
 
     init(_ lines: SoftmaxLines, node: String) throws {
+        self.lines = lines
         var desc = try ElementwiseDNNL.plainDesc([lines.outer, lines.n, lines.inner], node: node)
         scale = lines.temperature == 1 ? nil
             : try ElementwiseDNNL.eltwise(EltwiseStep(dnnl_eltwise_linear, Float(1 / lines.temperature), 0), desc: desc, node: node)
@@ -57,6 +63,13 @@ final class SoftmaxKernel: Kernel {
         } else {
             try softmax.execute(outOfPlace, stream: stream)
         }
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        guard needed[0] else { return }
+        if gradient == nil { gradient = try SoftmaxBackward(lines, node: node) }
+        try gradient?.run(output: outputs[0], gradient: outputGradients[0], into: &inputGradients[0])
     }
 }
 

@@ -82,16 +82,16 @@ final class DNNLConcatKernel: Kernel {
 
 /// transpose as a oneDNN reorder: the source is described with the output's dims and the input's
 /// strides permuted, so reading it in C order walks the input transposed.
-final class DNNLTransposeKernel: Kernel {
+final class DNNLTranspose {
     let primitive: DNNLPrimitive
     let stream: DNNLStream
     let source: DNNLSlot
     let destination: DNNLSlot
 
-    init(_ sig: KernelSignature, axes: [Int]) throws {
-        let node = sig.node.name, type = sig.outputTypes[0]
-        let inStrides = sig.inputShapes[0].strides
-        let out = sig.outputShapes[0]
+    /// The reorder writing `input` permuted by `axes` (output axis i is input axis `axes[i]`).
+    init(input: Shape, axes: [Int], type: DType, node: String) throws {
+        let inStrides = input.strides
+        let out = Shape(axes.map { input[$0] })
         var srcDesc = try DNNL.memoryDesc(out.dims, strides: axes.map { inStrides[$0] }, type, node: node)
         var dstDesc = try DNNL.plainDesc(out, type, node: node)
         let engine = try DNNL.requireEngine(node: node)
@@ -105,11 +105,11 @@ final class DNNLTransposeKernel: Kernel {
         destination = DNNLSlot(dstDesc, node: node)
     }
 
-    func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        try inputs[0].withUnsafeBytes { input in
-            try outputs[0].withUnsafeMutableBytes { out in
-                guard let src = input.baseAddress, let dst = out.baseAddress else { return }
-                try primitive.execute([(DNNLArg.from, try source.bind(src)), (DNNLArg.to, try destination.bind(dst))], stream: stream)
+    func run(_ input: NDArray, into output: inout NDArray) throws {
+        try input.withUnsafeBytes { src in
+            try output.withUnsafeMutableBytes { out in
+                guard let s = src.baseAddress, let d = out.baseAddress else { return }
+                try primitive.execute([(DNNLArg.from, try source.bind(s)), (DNNLArg.to, try destination.bind(d))], stream: stream)
             }
         }
     }
@@ -117,14 +117,19 @@ final class DNNLTransposeKernel: Kernel {
 
 /// sum and mean on oneDNN's reduction primitive. The destination has the input's rank with reduced
 /// axes of extent 1, which is the output's layout whatever `keepdims` says.
+/// Backward broadcasts the output gradient over the reduced axes in Swift (``ReductionWalk``).
 final class DNNLReductionKernel: Kernel {
     let primitive: DNNLPrimitive
     let stream: DNNLStream
     let source: DNNLSlot
     let destination: DNNLSlot
+    let walk: ReductionWalk
+    let divisor: Float
 
     init(_ sig: KernelSignature, parameters p: ReductionParameters, mean: Bool) throws {
         let node = sig.node.name, input = sig.inputShapes[0]
+        walk = ReductionWalk(input, p)
+        divisor = mean ? Float(p.reductionSize(input)) : 1
         var srcDesc = try DNNL.plainDesc(input, .float32, node: node)
         var dstDesc = try DNNL.plainDesc(p.keptShape(input), .float32, node: node)
         var desc = dnnl_reduction_desc_t()
@@ -145,5 +150,11 @@ final class DNNLReductionKernel: Kernel {
                 try primitive.execute([(DNNLArg.src, try source.bind(src)), (DNNLArg.dst, try destination.bind(dst))], stream: stream)
             }
         }
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        guard needed[0] else { return }
+        walk.broadcast(outputGradients[0], divisor: divisor, into: &inputGradients[0])
     }
 }

@@ -26,21 +26,27 @@ struct ReductionGroups: Equatable {
     var reducesTrailingAxesOnly: Bool { reduced == [true] || reduced == [false, true] }
 }
 
-/// float32 sum and mean as a walk over the input's rows in memory order, accumulating in Double.
+/// The walk over an input's rows, in memory order, that float32 sum and mean and their gradient
+/// share: each row (the last group's extent) goes with the offset of the output element it reduces
+/// into (last group reduced) or of the output row it adds into (last group kept).
 ///
 /// ```
-/// groups  kept 3 | reduced 20 | kept 6     each input row of 6 adds into output row (i, :)
-/// groups  kept 18 | reduced 4              each input row of 4 sums into output element i
+/// groups  kept 3 | reduced 20 | kept 6     input row r (of 6) <-> output row (r / 20, :)
+/// groups  kept 18 | reduced 4              input row r (of 4) <-> output element r
 /// ```
-final class ReductionRowsKernel: Kernel {
+///
+/// Forward adds each row into its target; backward writes each row from its target, which
+/// broadcasts the output gradient over the reduced axes.
+struct ReductionWalk {
     let groups: ReductionGroups
     /// For each outer group, how far the output moves per step along it (0 for reduced groups).
     let outputSteps: [Int]
-    let scale: Double
-    var totals: [Double]
+    /// Elements per row (1 when every axis has extent 1).
+    let width: Int
+    /// Whether a row reduces to one element (else it adds into an output row of `width`).
+    let innerReduced: Bool
 
-    init(_ sig: KernelSignature, parameters p: ReductionParameters, mean: Bool) {
-        let input = sig.inputShapes[0]
+    init(_ input: Shape, _ p: ReductionParameters) {
         groups = ReductionGroups(input, p)
         var steps = [Int](repeating: 0, count: groups.extents.count)
         var step = 1
@@ -49,36 +55,77 @@ final class ReductionRowsKernel: Kernel {
             step *= groups.extents[g]
         }
         outputSteps = steps
+        width = groups.extents.last ?? 1
+        innerReduced = groups.reduced.last ?? true
+    }
+
+    /// Calls `body(inputRowStart, outputOffset)` for every input row, in memory order.
+    func forEachRow(elementCount: Int, _ body: (Int, Int) -> Void) {
+        guard width > 0 else { return }
+        let outer = Array(groups.extents.dropLast())
+        var index = [Int](repeating: 0, count: outer.count)
+        var target = 0
+        for row in 0..<(elementCount / width) {
+            body(row * width, target)
+            var g = outer.count - 1
+            while g >= 0 {
+                index[g] += 1
+                target += outputSteps[g]
+                if index[g] < outer[g] { break }
+                target -= outputSteps[g] * outer[g]
+                index[g] = 0
+                g -= 1
+            }
+        }
+    }
+
+    /// The gradient of the input: the output gradient element (or row) of each row's target divided
+    /// by `divisor` (mean's count, 1 for sum), that is the output gradient broadcast over the
+    /// reduced axes. Dividing (not multiplying by a reciprocal) rounds as the reference kernel does.
+    func broadcast(_ outputGradient: NDArray, divisor: Float, into inputGradient: inout NDArray) {
+        let count = inputGradient.elementCount, width = self.width, innerReduced = self.innerReduced
+        outputGradient.withUnsafeBufferPointer(as: Float.self) { g in
+            inputGradient.withUnsafeMutableBufferPointer(as: Float.self) { dx in
+                forEachRow(elementCount: count) { start, target in
+                    if innerReduced {
+                        let v = g[target] / divisor
+                        for j in 0..<width { dx[start + j] = v }
+                    } else {
+                        for j in 0..<width { dx[start + j] = g[target + j] / divisor }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// float32 sum and mean as a ``ReductionWalk``, accumulating in Double.
+final class ReductionRowsKernel: Kernel {
+    let walk: ReductionWalk
+    let scale: Double
+    let divisor: Float
+    var totals: [Double]
+
+    init(_ sig: KernelSignature, parameters p: ReductionParameters, mean: Bool) {
+        let input = sig.inputShapes[0]
+        walk = ReductionWalk(input, p)
         scale = mean ? 1 / Double(p.reductionSize(input)) : 1
+        divisor = mean ? Float(p.reductionSize(input)) : 1
         totals = [Double](repeating: 0, count: sig.outputShapes[0].elementCount)
     }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        guard let width = groups.extents.last, let innerReduced = groups.reduced.last, width > 0 else { return }
-        let outer = Array(groups.extents.dropLast())
-        let rows = inputs[0].elementCount / width
         for i in totals.indices { totals[i] = 0 }
+        let width = walk.width, innerReduced = walk.innerReduced
         inputs[0].withUnsafeBufferPointer(as: Float.self) { src in
             totals.withUnsafeMutableBufferPointer { acc in
-                var index = [Int](repeating: 0, count: outer.count)
-                var target = 0
-                for row in 0..<rows {
-                    let start = row * width
+                walk.forEachRow(elementCount: src.count) { start, target in
                     if innerReduced {
                         var s = 0.0
                         for j in 0..<width { s += Double(src[start + j]) }
                         acc[target] += s
                     } else {
                         for j in 0..<width { acc[target + j] += Double(src[start + j]) }
-                    }
-                    var g = outer.count - 1
-                    while g >= 0 {
-                        index[g] += 1
-                        target += outputSteps[g]
-                        if index[g] < outer[g] { break }
-                        target -= outputSteps[g] * outer[g]
-                        index[g] = 0
-                        g -= 1
                     }
                 }
             }
@@ -89,5 +136,11 @@ final class ReductionRowsKernel: Kernel {
                 for i in 0..<out.count { out[i] = Float(acc[i] * scale) }
             }
         }
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        guard needed[0] else { return }
+        walk.broadcast(outputGradients[0], divisor: divisor, into: &inputGradients[0])
     }
 }

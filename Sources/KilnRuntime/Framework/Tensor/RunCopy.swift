@@ -1,4 +1,5 @@
 import KilnCore
+import KilnGraph
 
 // Fast byte copies for the framework's data-movement kernels.
 //
@@ -84,5 +85,75 @@ enum RunCopy {
     static func copy<T>(_: T.Type, _ src: UnsafeRawPointer, _ stride: Int, _ count: Int, _ dst: UnsafeMutableRawPointer) {
         let s = src.assumingMemoryBound(to: T.self), d = dst.assumingMemoryBound(to: T.self)
         for i in 0..<count { d[i] = s[i * stride] }
+    }
+}
+
+/// Pieces of a C-ordered array along one axis, piece k covering `[start_k, start_k + extent_k)` of
+/// it: Concat's inputs, SliceChannel's outputs, slice_axis's one output. Each piece is, in each of
+/// the `outer` blocks of the whole, one contiguous run, so moving a piece out of the whole or back
+/// in is `outer` copies:
+///
+/// ```
+/// whole (2, 5, 3) along axis 1, pieces [0, 2) and [2, 5):
+///   block 0: | piece 0: 6 elements | piece 1: 9 elements |
+///   block 1: | piece 0: 6 elements | piece 1: 9 elements |
+/// ```
+///
+/// Forward of one op is the backward of the other: Concat joins forward and splits its gradient;
+/// SliceChannel and slice_axis split forward and join theirs.
+struct AxisPieces {
+    /// Product of the whole's dims before the axis.
+    let outer: Int
+    /// Bytes of one outer block of the whole.
+    let blockBytes: Int
+    /// Byte offset of each piece's run inside a block.
+    let offsets: [Int]
+    /// Bytes of each piece's run.
+    let runBytes: [Int]
+
+    init(whole: Shape, axis: Int, ranges: [(start: Int, extent: Int)], elementSize: Int) {
+        let split = AxisSplit(whole, axis: axis)
+        outer = split.outer
+        blockBytes = split.extent * split.inner * elementSize
+        offsets = ranges.map { $0.start * split.inner * elementSize }
+        runBytes = ranges.map { $0.extent * split.inner * elementSize }
+    }
+
+    /// Pieces of the given extents laid end to end along the axis.
+    init(whole: Shape, axis: Int, extents: [Int], elementSize: Int) {
+        let starts = extents.reduce(into: [0]) { $0.append(($0.last ?? 0) + $1) }
+        self.init(whole: whole, axis: axis, ranges: extents.indices.map { (starts[$0], extents[$0]) }, elementSize: elementSize)
+    }
+
+    /// Copies piece `k` out of `whole` into its own array.
+    func copyOut(_ k: Int, from whole: UnsafeRawPointer, to piece: UnsafeMutableRawPointer) {
+        RunCopy.runs(count: outer, runBytes: runBytes[k], from: whole + offsets[k], srcStride: blockBytes,
+                     to: piece, dstStride: runBytes[k])
+    }
+
+    /// Copies piece `k` from its own array into its place in `whole`.
+    func copyIn(_ k: Int, from piece: UnsafeRawPointer, to whole: UnsafeMutableRawPointer) {
+        RunCopy.runs(count: outer, runBytes: runBytes[k], from: piece, srcStride: runBytes[k],
+                     to: whole + offsets[k], dstStride: blockBytes)
+    }
+
+    /// `copyOut` between arrays.
+    func copyOut(_ k: Int, from whole: NDArray, to piece: inout NDArray) {
+        whole.withUnsafeBytes { src in
+            piece.withUnsafeMutableBytes { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                copyOut(k, from: s, to: d)
+            }
+        }
+    }
+
+    /// `copyIn` between arrays.
+    func copyIn(_ k: Int, from piece: NDArray, to whole: inout NDArray) {
+        piece.withUnsafeBytes { src in
+            whole.withUnsafeMutableBytes { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                copyIn(k, from: s, to: d)
+            }
+        }
     }
 }

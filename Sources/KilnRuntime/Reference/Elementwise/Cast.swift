@@ -7,6 +7,8 @@ import KilnGraph
 ///   target's width, as `static_cast` compiles there (`300.7 -> uint8 44`, `-2.7 -> uint8 254`);
 /// - integer to integer wraps (two's complement);
 /// - to float16 or bfloat16 goes through float32 with round to nearest even.
+///
+/// Backward casts the output's gradient back to the input's dtype (MXNet's `_backward_Cast`).
 final class CastKernel: Kernel {
     let from: DType, to: DType
 
@@ -41,6 +43,11 @@ final class CastKernel: Kernel {
         case (false, false):
             for i in 0..<n { CastKernel.store(CastKernel.integer(x, i), into: &outputs[0], i) }
         }
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        if needed[0] { inputGradients[0] = outputGradients[0].converted(to: from) }
     }
 
     /// x86's `cvtt` conversion: toward zero, and the lowest value of the width when out of range or NaN.

@@ -10,14 +10,22 @@ import KilnGraph
 /// With `axes`, the mask has extent 1 along those axes and one decision covers the whole line.
 /// The random stream is seeded from the node's name, so runs are reproducible; every forward pass
 /// draws new numbers. The hidden second output receives the scaled mask.
+///
+/// Backward multiplies the gradient by the mask the last forward drew, kept in the kernel:
+/// ```
+/// dy = [1, 1, 1, 1], mask = [2, 0, 0, 2]  ->  dx = [2, 0, 0, 2]
+/// ```
+/// After a forward that did not drop (inference, or p = 0) the gradient passes through unchanged.
 final class DropoutKernel: Kernel {
     let p: Float
     let always: Bool
     let maskShape: Shape
     let maskMap: BroadcastMap
     var rng: SplitMix64
-    /// Scratch for the mask's draws, allocated once.
+    /// The scaled mask of the last forward (one entry per element of `maskShape`), allocated once.
     var draws: [Float]
+    /// Whether the last forward dropped (and so `draws` holds its mask).
+    var dropped = false
 
     init(_ sig: KernelSignature) throws {
         let a = sig.attributes
@@ -36,7 +44,8 @@ final class DropoutKernel: Kernel {
     }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        guard isTrain || always, p > 0 else {
+        dropped = (isTrain || always) && p > 0
+        guard dropped else {
             outputs[0] = inputs[0]
             return
         }
@@ -65,5 +74,33 @@ final class DropoutKernel: Kernel {
             outputs[0].setElement(i, x.element(i) * keep)
             if hasMask { outputs[1].setElement(i, keep) }
         }
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        guard needed[0] else { return }
+        let dy = outputGradients[0]
+        guard dropped else {
+            inputGradients[0] = dy.converted(to: inputs[0].dtype)
+            return
+        }
+        let n = dy.elementCount
+        if dy.dtype == .float32 && inputGradients[0].dtype == .float32 {
+            let sameShape = maskShape == dy.shape
+            let map = maskMap
+            draws.withUnsafeBufferPointer { mask in
+                dy.withUnsafeBufferPointer(as: Float.self) { g in
+                    inputGradients[0].withUnsafeMutableBufferPointer(as: Float.self) { dx in
+                        if sameShape {
+                            for i in 0..<n { dx[i] = g[i] * mask[i] }
+                        } else {
+                            for i in 0..<n { dx[i] = g[i] * mask[map.offset(ofOutput: i)] }
+                        }
+                    }
+                }
+            }
+            return
+        }
+        for i in 0..<n { inputGradients[0].setElement(i, dy.element(i) * Double(draws[maskMap.offset(ofOutput: i)])) }
     }
 }

@@ -120,3 +120,40 @@ enum Pointwise: Sendable, Equatable {
         }
     }
 }
+
+extension Pointwise {
+    /// The derivative at input `x` with output `y = f(x)`, as MXNet 1.9.1's backward computes it (some
+    /// of its formulas read the output: tanh' = 1 - y²). At kinks MXNet's choice is kept: relu' (0) = 0,
+    /// leaky' (0) = slope, clip and `_maximum_scalar` pass the gradient at their bounds:
+    /// ```
+    /// clip(-1, 1):  x = -2 -1 0 1 2  ->  f' = 0 1 1 1 0
+    /// ```
+    func derivative(_ x: Double, _ y: Double) -> Double {
+        switch self {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .sigmoid: return y * (1 - y)
+        case .tanh: return 1 - y * y
+        case .exp: return y
+        case .log: return 1 / x
+        case .sqrt: return 0.5 / y
+        case .rsqrt: return -0.5 / (x.squareRoot() * x)
+        case .square: return 2 * x
+        case .softReLU: return -expm1(-y)
+        case .softSign: return 1 / ((1 + abs(x)) * (1 + abs(x)))
+        case let .leaky(slope): return x > 0 ? 1 : slope
+        case let .elu(alpha): return x > 0 ? 1 : alpha * Foundation.exp(x)
+        case .selu: return Pointwise.seluLambda * (x > 0 ? 1 : Pointwise.seluAlpha * Foundation.exp(x))
+        case .gelu:
+            // Φ(x) + x φ(x)
+            return 0.5 * (1 + erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+        case let .linear(scale, _): return scale
+        case let .divide(s): return 1 / s
+        case let .reverseDivide(s): return -s / (x * x)
+        case let .power(s): return s * pow(x, s - 1)
+        case let .maximum(s): return x >= s ? 1 : 0
+        case let .minimum(s): return x <= s ? 1 : 0
+        case let .clip(lower, upper): return x > upper || x < lower ? 0 : 1
+        }
+    }
+}

@@ -51,7 +51,10 @@ struct SoftmaxLines: Sendable {
     /// last axis. Without `multi_output` MXNet 1.9.1's generic CPU code would flatten all trailing axes of
     /// each row, but its default oneDNN path (the one the golden files and ordinary installs run, and
     /// the one its label shape (data without the last axis) matches) normalizes the last axis alone;
-    /// Kiln follows that. `preserve_shape` therefore changes nothing here.
+    /// Kiln follows that. `preserve_shape` therefore changes nothing here. (Measured in MXNet 1.9.1 with
+    /// `MXNET_SUBGRAPH_BACKEND=NONE`: the oneDNN path runs only for 4-D data at inference; 3-D and 5-D
+    /// data, and any training forward, flatten each sample into one line. Kiln keeps one rule for
+    /// every rank and mode; rank 2, the usual classifier, agrees everywhere.)
     static func softmaxOutput(_ sig: KernelSignature) throws -> SoftmaxLines {
         let shape = sig.inputShapes[0]
         let count = shape.elementCount
@@ -84,5 +87,10 @@ final class SoftmaxReferenceKernel: Kernel {
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
         lines.apply(inputs[0], into: &outputs[0])
+    }
+
+    func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
+                  _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+        if needed[0] { lines.backward(output: outputs[0], gradient: outputGradients[0], into: &inputGradients[0]) }
     }
 }

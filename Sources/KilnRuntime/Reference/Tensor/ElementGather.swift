@@ -43,6 +43,34 @@ enum ElementGather {
         }
     }
 
+    /// The adjoint of ``run(_:into:fill:source:)``, for gradients: every element of every output
+    /// gradient adds into the input element its `source` names (fill elements add nowhere). Where
+    /// several output elements read one input element (Pad's edge and reflect borders) their
+    /// gradients sum.
+    ///
+    /// Sums run in Double and replace `gradients[i]` for each input with `needed[i]`.
+    ///
+    /// ```
+    /// edge pad (1, 1) of a row:   forward  a b c  ->  a | a b c | c
+    ///                             backward ga = g0 + g1, gb = g2, gc = g3 + g4
+    /// ```
+    static func scatterAdd(_ outputGradients: [NDArray], into gradients: inout [NDArray], needed: [Bool],
+                           source: (_ output: Int, _ coordinates: [Int]) -> Source?) {
+        var totals = gradients.indices.map { needed[$0] ? [Double](repeating: 0, count: gradients[$0].elementCount) : [] }
+        let strides = gradients.map(\.shape.strides)
+        for (k, g) in outputGradients.enumerated() {
+            let outDims = g.shape.dims
+            for flat in 0..<g.elementCount {
+                guard let s = source(k, unravel(flat, outDims)), needed[s.input] else { continue }
+                let offset = zip(s.coordinates, strides[s.input]).reduce(0) { $0 + $1.0 * $1.1 }
+                totals[s.input][offset] += g.element(flat)
+            }
+        }
+        for i in gradients.indices where needed[i] {
+            for (k, v) in totals[i].enumerated() { gradients[i].setElement(k, v) }
+        }
+    }
+
     /// C-order coordinates of flat index `flat` in an array of dims `dims`.
     static func unravel(_ flat: Int, _ dims: [Int]) -> [Int] {
         var c = [Int](repeating: 0, count: dims.count)

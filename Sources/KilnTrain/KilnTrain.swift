@@ -1,1 +1,0 @@
-// KilnTrain: initializers, optimizers, learning-rate schedules, metrics and Module.

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// The seed's hello world: LeNet-5 trained on MNIST with the symbolic API, saved, loaded back and
+/// scored on the 10,000 test images.
+struct LeNet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lenet",
+        abstract: "Train LeNet-5 on MNIST, save the checkpoint, load it back and report test accuracy.")
+
+    @Option(help: "The folder holding MNIST (IDX or CSV files); default $KILN_DATA_DIR/mnist, else ~/.kiln/data/mnist.")
+    var dataDir: String?
+    @Option(help: "Training epochs.") var epochs: Int = 3
+    @Option(help: "Examples per batch.") var batchSize: Int = 128
+    @Option(help: "SGD learning rate.") var learningRate: Double = 0.1
+    @Option(help: "SGD momentum.") var momentum: Double = 0.9
+    @Option(help: "Weight decay.") var weightDecay: Double = 0.0001
+    @Option(help: "Seed for initialization and shuffling.") var seed: UInt64 = 42
+    @Option(help: "Checkpoint prefix; PREFIX-symbol.json and PREFIX-EPOCH.params are written.")
+    var prefix: String = "lenet"
+
+    /// LeNet-5 as in MXNet's TensorRT test.
+    static func symbol() -> Symbol {
+        var x = Symbol.variable("data")
+        x = .convolution(x, kernel: [5, 5], numFilter: 20, name: "conv1")
+        x = .activation(x, kind: .tanh, name: "tanh1")
+        x = .pooling(x, kernel: [2, 2], poolType: .max, stride: [2, 2], name: "pool1")
+        x = .convolution(x, kernel: [5, 5], numFilter: 50, name: "conv2")
+        x = .activation(x, kind: .tanh, name: "tanh2")
+        x = .pooling(x, kernel: [2, 2], poolType: .max, stride: [2, 2], name: "pool2")
+        x = .flatten(x, name: "flatten")
+        x = .fullyConnected(x, numHidden: 500, name: "fc1")
+        x = .activation(x, kind: .tanh, name: "tanh3")
+        x = .fullyConnected(x, numHidden: 10, name: "fc2")
+        return .softmaxOutput(x, name: "softmax")
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let env = ProcessInfo.processInfo.environment
+            let dir = dataDir ?? ((env["KILN_DATA_DIR"] ?? (NSHomeDirectory() + "/.kiln/data")) + "/mnist")
+            print("MNIST from \(dir)")
+            let train = try MNISTData(directory: dir, split: .train)
+            let test = try MNISTData(directory: dir, split: .test)
+            print("training LeNet-5 on \(train.count) images, testing on \(test.count); batch \(batchSize), \(epochs) epochs")
+            let trainIter = try MNISTIter(data: train, batchSize: batchSize, shuffle: true, seed: seed)
+            let testIter = try MNISTIter(data: test, batchSize: 100, shuffle: false, seed: seed)
+
+            let module = try Module(symbol: Self.symbol())
+            let start = Date()
+            let summaries = try module.fit(
+                trainData: trainIter, evalData: testIter, epochs: epochs,
+                optimizer: SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay),
+                initializer: Xavier(randomType: .gaussian, factorType: .fanIn, magnitude: 2),
+                seed: seed, checkpointPrefix: prefix)
+            let seconds = Date().timeIntervalSince(start)
+            print(String(format: "trained in %.1f s", seconds))
+            guard let last = summaries.last else { throw ValidationError("No epoch ran; give --epochs 1 or more.") }
+
+            // The seed's check: load the checkpoint back and score it with the same iterator.
+            let epoch = last.epoch + 1
+            let loaded = try Module.load(prefix: prefix, epoch: epoch)
+            try loaded.bind(dataShapes: testIter.provideData, labelShapes: testIter.provideLabel, forTraining: false)
+            let accuracy = try loaded.score(data: testIter)
+            print("checkpoint \(Checkpoint.paths(prefix: prefix, epoch: epoch).params)")
+            print(String(format: "Framework accuracy on the %d MNIST test images: %.4f", test.count, accuracy.value))
+        }
+    }
+}
