@@ -37,13 +37,7 @@ public struct CPUEngine: Backend {
     public var name: String { "cpu" }
 
     /// Whether the engine can run a node, from its capability table (variables always).
-    public func support(_ query: SupportQuery) -> Support {
-        if query.graphNode.isVariable { return .supported }
-        switch CPUCapabilities.verdict(query) {
-        case .lower: return .supported
-        case let .refuse(reason): return .unsupported(reason)
-        }
-    }
+    public func support(_ query: SupportQuery) -> Support { CPUCapabilities.table.support(query) }
 
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
         try compilePlan(graph, shapes: shapes, types: types, constants: constants)

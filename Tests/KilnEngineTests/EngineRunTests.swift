@@ -105,7 +105,8 @@ import Testing
         let shapes = try graph.inferShapes(["data": [1, 1, 5, 5]])
         let conv = try #require(graph.nodes.firstIndex { $0.name == "conv0" })
         let support = CPUEngine().support(SupportQuery(graph: graph, node: conv, shapes: shapes, types: try graph.inferTypes(), constants: []))
-        #expect(support == .unsupported("Convolution whose weight is not known at bind (the engine bakes weights in at compile)"))
+        #expect(support == .weightsNotKnownAtBind(input: "weight"))
+        #expect(support.reason == .weightsNotKnownAtBind("weight"))
         #expect(throws: EngineError.self) { try CPUEngine().compile(graph, shapes: shapes, types: try graph.inferTypes(), constants: [:]) }
     }
 }

@@ -2,19 +2,24 @@ import KilnCore
 import KilnGraph
 import KilnRuntime
 
-// The cpu engine's ONE capability table: for each op, a rule that reads the node (attributes,
-// input shapes when known, whether its weights are known at bind) and returns either how the node
-// is lowered or why it is not supported. `CPUEngine.support` answers from it and `compile` lowers
-// from the same answer, so a node the engine accepts always has a lowering.
+// The cpu engine's ONE capability table (KilnRuntime's `CapabilityTable`): for each op, a rule that
+// reads the node (attributes, input shapes when known, whether its weights are known at bind) and
+// returns either how the node is lowered or why it is not supported. The entry's support rule and
+// its lowering are the same function, so `CPUEngine.support` and `compile` cannot disagree: a node
+// the engine accepts always has a lowering.
 //
 // ```
 // Convolution(kernel (3,3), weight constant)  -> lower(.convolution(...))
-// Convolution(kernel (3,),  ...)              -> refuse("Convolution with kernel=(3,): ...")
-// Pooling(pooling_convention same)            -> refuse("Pooling with pooling_convention=same")
+// Convolution(kernel (3,),  ...)              -> "attribute kernel=(3,) (only 2-D convolutions are lowered) is not supported"
+// Convolution(weight from another op)         -> "weight 'weight' is not known at bind"
+// SoftmaxActivation                           -> "op SoftmaxActivation is not supported"
 // ```
+//
+// Reasons use KilnRuntime's `Support` constructors, so a partition report can tell an unsupported
+// op, an attribute value and unknown weights apart (`SupportReason`).
 
-/// A rule's answer: the node's lowering, or the reason it is not supported (a sentence fragment
-/// naming the attribute and its value, such as `"Pooling with pool_type=lp"`).
+/// A rule's answer: the node's lowering, or the reason it is not supported (the text of an
+/// `.unsupported` answer, such as `"attribute pool_type=lp (only max and avg are lowered) is not supported"`).
 public enum Verdict: Equatable, Sendable {
     case lower(LoweringKind)
     case refuse(String)
@@ -38,88 +43,117 @@ public struct NodeFacts: Sendable {
     /// Whether input `k` is known at bind (a weight given as a constant).
     public func isConstant(_ k: Int) -> Bool { k < constantInputs.count && constantInputs[k] }
 
-    /// A refusal naming an attribute and its value (`"Pooling with pool_type=lp"`), with an optional note.
+    /// A refusal naming an attribute and its value, with a note on what is lowered
+    /// (`"attribute pool_type=lp (only max and avg are lowered) is not supported"`).
     func refuse(_ attribute: String, _ note: String? = nil) -> Verdict {
         let value = attributes[attribute] ?? "?"
-        return .refuse("\(op) with \(attribute)=\(value)" + (note.map { ": " + $0 } ?? ""))
+        return .refuse(Support.unsupportedAttribute(attribute, value: value + (note.map { " (\($0))" } ?? "")).text)
     }
 
     /// The refusal for the first weight input not known at bind, if any.
     func unknownWeight() -> Verdict? {
         for k in weightInputs where !isConstant(k) {
-            let input = k < inputNames.count ? inputNames[k] : "input \(k)"
-            return .refuse("\(op) whose \(input) is not known at bind (the engine bakes weights in at compile)")
+            return .refuse(Support.weightsNotKnownAtBind(input: k < inputNames.count ? inputNames[k] : "input \(k)").text)
         }
         return nil
     }
 }
 
-/// One op's entry: its rule, and the inputs its lowering never reads.
-struct CapabilityEntry: Sendable {
+/// How the engine lowers one op's nodes: the op's rule, run again when the IR is built, and the
+/// inputs the lowering never reads (SoftmaxOutput's label), whose type and origin do not matter.
+public struct EngineLowering: Sendable {
     let rule: @Sendable (NodeFacts) throws -> Verdict
-    /// Inputs the lowering ignores (SoftmaxOutput's label): their type and origin do not matter.
     var ignoredInputs: Set<Int> = []
+}
+
+extension Support {
+    /// The reason text of an `.unsupported` answer (empty when supported).
+    var text: String { if case let .unsupported(t) = self { return t } else { return "" } }
 }
 
 /// The cpu engine's capability table and the checks every op shares.
 public enum CPUCapabilities {
     /// Ops with an entry (canonical MXNet names); a node of another op is never supported.
-    public static var supportedOps: Set<String> { Set(table.keys) }
+    public static var supportedOps: Set<String> { Set(table.opNames) }
 
-    static let table: [String: CapabilityEntry] = [
-        "Convolution": CapabilityEntry(rule: convolution),
-        "FullyConnected": CapabilityEntry(rule: fullyConnected),
-        "BatchNorm": CapabilityEntry(rule: batchNorm),
-        "Activation": CapabilityEntry(rule: activation),
-        "LeakyReLU": CapabilityEntry(rule: leakyReLU),
-        "elemwise_add": CapabilityEntry(rule: { _ in .lower(.add) }),
-        "Pooling": CapabilityEntry(rule: pooling),
-        "Flatten": CapabilityEntry(rule: { _ in .lower(.reshape) }),
-        "Reshape": CapabilityEntry(rule: { _ in .lower(.reshape) }),
-        "Dropout": CapabilityEntry(rule: dropout),
-        "_copy": CapabilityEntry(rule: { _ in .lower(.identity) }),
-        "Concat": CapabilityEntry(rule: concat),
-        "softmax": CapabilityEntry(rule: softmax),
-        "SoftmaxOutput": CapabilityEntry(rule: softmaxOutput, ignoredInputs: [1]),
-    ]
+    /// The table. Each entry's support rule is its lowering's rule with the shared checks
+    /// (``verdict(_:)``), so what `support` accepts is what the IR builder lowers.
+    public static let table: CapabilityTable<EngineLowering> = {
+        let lowerings: [String: EngineLowering] = [
+            "Convolution": EngineLowering(rule: convolution),
+            "FullyConnected": EngineLowering(rule: fullyConnected),
+            "BatchNorm": EngineLowering(rule: batchNorm),
+            "Activation": EngineLowering(rule: activation),
+            "LeakyReLU": EngineLowering(rule: leakyReLU),
+            "elemwise_add": EngineLowering(rule: { _ in .lower(.add) }),
+            "Pooling": EngineLowering(rule: pooling),
+            "Flatten": EngineLowering(rule: { _ in .lower(.reshape) }),
+            "Reshape": EngineLowering(rule: { _ in .lower(.reshape) }),
+            "Dropout": EngineLowering(rule: dropout),
+            "_copy": EngineLowering(rule: { _ in .lower(.identity) }),
+            "Concat": EngineLowering(rule: concat),
+            "softmax": EngineLowering(rule: softmax),
+            "SoftmaxOutput": EngineLowering(rule: softmaxOutput, ignoredInputs: [1]),
+        ]
+        var table = CapabilityTable<EngineLowering>()
+        for (op, lowering) in lowerings {
+            table.add(op, .init(lowering: lowering, when: SupportRule { q in
+                switch verdict(q, lowering) {
+                case .lower: return .supported
+                case let .refuse(reason): return .unsupported(reason)
+                }
+            }))
+        }
+        return table
+    }()
 
-    /// The verdict for the node a query asks about: checks shared by every op (a known op, float32,
-    /// only the first output read), then the op's rule.
+    /// The verdict for the node a query asks about, from the table: ops absent from it are refused
+    /// (`op X is not supported`); the others go through ``verdict(_:_:)``.
     public static func verdict(_ query: SupportQuery) -> Verdict {
         let node = query.graphNode
-        guard let definition = OpRegistry.shared.lookup(node.op) else { return .refuse("\(node.op) is not an op Kiln knows") }
-        guard let entry = table[definition.name] else { return .refuse("the cpu engine has no lowering for \(definition.name)") }
+        let op = OpRegistry.shared.lookup(node.op)?.name ?? node.op
+        guard let entry = table.entry(for: op) else { return .refuse(Support.unsupportedOp(op).text) }
+        return verdict(query, entry.lowering)
+    }
+
+    /// Checks shared by every op (float32), the op's rule, then that only the first output is read.
+    static func verdict(_ query: SupportQuery, _ entry: EngineLowering) -> Verdict {
+        let node = query.graphNode
+        guard let definition = OpRegistry.shared.lookup(node.op) else { return .refuse(Support.unsupportedOp(node.op).text) }
         let attributes: Attributes
         let inputNames: [String]
         do {
             attributes = try definition.resolve(node.attributes, node: node.name)
             inputNames = try definition.inputNames(attributes)
         } catch {
-            return .refuse("\(definition.name) whose attributes do not parse (\(error))")
+            return .refuse("the attributes of node '\(node.name)' cannot be read (\(error))")
         }
         if let types = query.types {
             for (k, e) in node.inputs.enumerated() where !entry.ignoredInputs.contains(k) {
                 let t = types.nodeOutputs[e.node][e.index]
                 if t != .float32 {
                     let input = k < inputNames.count ? inputNames[k] : "input \(k)"
-                    return .refuse("\(definition.name) whose \(input) has dtype \(t) (the engine runs float32)")
+                    return .refuse("input '\(input)' has dtype \(t) (the engine runs float32)")
                 }
             }
             if let t = types.nodeOutputs[query.node].first, t != .float32 {
-                return .refuse("\(definition.name) whose output has dtype \(t) (the engine runs float32)")
+                return .refuse("the output has dtype \(t) (the engine runs float32)")
             }
-        }
-        if let hidden = hiddenOutputRead(query, definition: definition, attributes: attributes) {
-            return .refuse("\(definition.name) whose output '\(hidden)' is read (the engine computes only the first output)")
         }
         let facts = NodeFacts(name: node.name, op: definition.name, attributes: attributes, inputNames: inputNames,
                               inputShapes: query.inputShapes, constantInputs: node.inputs.indices.map { query.isConstant(input: $0) },
                               weightInputs: definition.weightInputs(attributes))
+        let verdict: Verdict
         do {
-            return try entry.rule(facts)
+            verdict = try entry.rule(facts)
         } catch {
-            return .refuse("\(definition.name) whose attributes do not parse (\(error))")
+            return .refuse("the attributes of node '\(node.name)' cannot be read (\(error))")
         }
+        // The op's own reason comes first; an accepted node may still have a hidden output read.
+        if case .lower = verdict, let hidden = hiddenOutputRead(query, definition: definition, attributes: attributes) {
+            return .refuse("output '\(hidden)' is read (the engine computes only the first output)")
+        }
+        return verdict
     }
 
     /// The name of an output other than the first that some node or head reads, if any.
@@ -193,9 +227,9 @@ public enum CPUCapabilities {
         let spec = PoolingSpec(algorithm: algorithm, globalPool: p.globalPool, kernel: p.kernel, stride: p.stride, pad: p.pad,
                                ceilMode: p.convention == .full)
         if let data = f.inputShapes?.first {
-            guard data.rank == 4 else { return .refuse("Pooling on data of shape \(data): only 2-D pooling (rank 4) is lowered") }
+            guard data.rank == 4 else { return .refuse("data of shape \(data) is not 4-D (only 2-D pooling is lowered)") }
             if case let .failure(refusal) = spec.geometry(input: Array(data.dims[2...])) {
-                return .refuse("Pooling whose \(refusal.reason)")
+                return f.refuse(refusal.attribute, refusal.reason)
             }
         }
         return .lower(.pooling(spec))
@@ -230,7 +264,7 @@ public enum CPUCapabilities {
     static func softmaxOutput(_ f: NodeFacts) throws -> Verdict {
         let multi = try f.attributes.bool("multi_output")
         guard let rank = f.inputShapes?.first?.rank else { return .lower(.softmax(axis: multi ? 1 : -1)) }
-        guard rank >= 2 else { return .refuse("SoftmaxOutput on data of rank \(rank)") }
+        guard rank >= 2 else { return .refuse("data of rank \(rank) (SoftmaxOutput needs rank 2 or more)") }
         return .lower(.softmax(axis: multi ? 1 : rank - 1))
     }
 }

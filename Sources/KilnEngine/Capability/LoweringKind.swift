@@ -149,16 +149,16 @@ public struct PoolingSpec: Codable, Equatable, Sendable {
                                             padAfter: input.map { _ in 0 }, output: input.map { _ in 1 }))
         }
         guard kernel.count == input.count, stride.count == input.count, pad.count == input.count else {
-            return .failure(PoolingRefusal("kernel \(AttributeText.tuple(kernel)) does not match the data's \(input.count) spatial axes"))
+            return .failure(PoolingRefusal("kernel", "it does not match the data's \(input.count) spatial axes"))
         }
         var output: [Int] = [], after: [Int] = []
         for i in input.indices {
             let padded = input[i] + 2 * pad[i]
             guard kernel[i] <= padded else {
-                return .failure(PoolingRefusal("kernel \(AttributeText.tuple(kernel)) is larger than the padded input"))
+                return .failure(PoolingRefusal("kernel", "larger than the padded input"))
             }
             guard pad[i] < kernel[i] else {
-                return .failure(PoolingRefusal("pad=\(AttributeText.tuple(pad)) reaches a whole kernel \(AttributeText.tuple(kernel))"))
+                return .failure(PoolingRefusal("pad", "as large as the kernel \(AttributeText.tuple(kernel))"))
             }
             let o = ceilMode ? 1 + (padded - kernel[i] + stride[i] - 1) / stride[i] : 1 + (padded - kernel[i]) / stride[i]
             output.append(o)
@@ -166,11 +166,11 @@ public struct PoolingSpec: Codable, Equatable, Sendable {
             after.append(max(pad[i], (o - 1) * stride[i] + kernel[i] - input[i] - pad[i]))
         }
         if zip(after, kernel).contains(where: { $0 >= $1 }) {
-            return .failure(PoolingRefusal("pooling_convention=full leaves a last window entirely in the padding"))
+            return .failure(PoolingRefusal("pooling_convention", "a last window would lie entirely in the padding"))
         }
         if algorithm == .avgIncludePad && after != pad {
             // MXNet divides the last window by the part inside input + pad; oneDNN by the whole kernel.
-            return .failure(PoolingRefusal("pool_type=avg with count_include_pad=True and pooling_convention=full runs its last window past the padded input, which MXNet averages differently"))
+            return .failure(PoolingRefusal("pooling_convention", "with an average counting the padding, the last window runs past the padded input, which MXNet averages differently"))
         }
         return .success(PoolingGeometry(kernel: kernel, stride: stride, padBefore: pad, padAfter: after, output: output))
     }
@@ -185,8 +185,12 @@ public struct PoolingGeometry: Equatable, Sendable {
     public var output: [Int]
 }
 
-/// Why a pooling window cannot be lowered, as a sentence fragment.
+/// Why a pooling window cannot be lowered: the attribute at fault and a sentence fragment.
 public struct PoolingRefusal: Error, Equatable, Sendable {
+    public let attribute: String
     public let reason: String
-    init(_ reason: String) { self.reason = reason }
+    init(_ attribute: String, _ reason: String) {
+        self.attribute = attribute
+        self.reason = reason
+    }
 }

@@ -124,7 +124,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
             }
             let definition = try OpRegistry.shared.definition(n.op, node: n.name)
             let attributes = try definition.resolve(n.attributes, node: n.name)
-            let ignored = CPUCapabilities.table[definition.name]?.ignoredInputs ?? []
+            let ignored = CPUCapabilities.table.lowering(for: definition.name)?.ignoredInputs ?? []
             var inputs: [Int] = []
             for (k, e) in n.inputs.enumerated() where !ignored.contains(k) {
                 guard e.index == 0 else {
