@@ -123,6 +123,31 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
         return v
     }
 
+    /// The options on one line, for an engine node's `options` attribute (the partitioner's
+    /// `engineOptions`): `precision=fp32`, then each other option that differs from its default,
+    /// separated by `;` (`precision=fp32;exclude=Pooling,softmax;cache_dir=/tmp/c`).
+    public var compact: String {
+        let defaults = EngineOptions().values
+        let v = values
+        let rest = Key.allCases.dropFirst().compactMap { k -> String? in
+            guard let value = v[k.shortName], value != defaults[k.shortName] else { return nil }
+            return "\(k.shortName)=\(value)"
+        }
+        return (["precision=\(precision.rawValue)"] + rest).joined(separator: ";")
+    }
+
+    /// Options from the compact form (``compact``); empty text gives the defaults.
+    public init(compact: String) throws {
+        var values: [String: String] = [:]
+        for part in compact.split(separator: ";").map({ String($0).trimmingWhitespace }) where !part.isEmpty {
+            guard let eq = part.firstIndex(of: "=") else {
+                throw EngineError.invalidOption(key: part, value: "", accepted: "key=value pairs separated by ; such as precision=fp32;min_group=3")
+            }
+            values[String(part[..<eq]).trimmingWhitespace] = String(part[part.index(after: eq)...])
+        }
+        try self.init(parsing: values)
+    }
+
     /// The part of the options that changes what is compiled (and so keys the cache).
     var compiledForm: String { "precision=\(precision.rawValue)" }
 }

@@ -59,4 +59,15 @@ import Testing
         #expect(try EngineOptions(parsing: o.values) == o)
         #expect(try EngineOptions(parsing: EngineOptions().values) == EngineOptions())
     }
+
+    /// The one-line form of an engine node's `options` attribute.
+    @Test func compactFormRoundTrips() throws {
+        #expect(EngineOptions().compact == "precision=fp32")
+        let o = EngineOptions(minGroupSize: 3, excludedOps: ["Pooling", "softmax"], cacheDirectory: "/tmp/c", verbose: true)
+        #expect(o.compact == "precision=fp32;min_group=3;exclude=Pooling,softmax;cache_dir=/tmp/c;verbose=1")
+        #expect(try EngineOptions(compact: o.compact) == o)
+        #expect(try EngineOptions(compact: "") == EngineOptions())
+        #expect { try EngineOptions(compact: "precision=bf16") } throws: { "\($0)".contains("accepted values: fp32") }
+        #expect { try EngineOptions(compact: "fp32") } throws: { "\($0)".contains("key=value") }
+    }
 }
