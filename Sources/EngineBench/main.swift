@@ -1,7 +1,7 @@
 // The cpu engine's benchmark: images/s of the engine against the framework on one model, the cost of
 // compiling (cold, from the engine cache, without it) and of changing the batch size.
 //
-//   EngineBench PREFIX [--batch 16] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]
+//   EngineBench PREFIX [--batch 16] [--sample 3,32,32] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]
 //
 // PREFIX-symbol.json and PREFIX-0000.params are read (random weights when the params file is
 // missing); PREFIX's folder may hold input.npy and MXNet's output.npy for that batch. Run it in a
@@ -19,6 +19,8 @@ struct Options {
     var iterations = 20
     var cache: String?
     var batches: [Int] = []
+    /// One sample's shape (channels, height, width).
+    var sample = [3, 32, 32]
 }
 
 func parse() -> Options? {
@@ -33,6 +35,7 @@ func parse() -> Options? {
         case "--iterations": guard let v = value().flatMap(Int.init) else { return nil }; o.iterations = v
         case "--cache": o.cache = value()
         case "--batches": o.batches = (value() ?? "").split(separator: ",").compactMap { Int($0) }
+        case "--sample": o.sample = (value() ?? "").split(separator: ",").compactMap { Int($0) }
         default: if a.hasPrefix("--") { return nil }; o.prefix = a
         }
     }
@@ -46,10 +49,11 @@ func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
 struct Model {
     let graph: Graph
     let weights: [String: NDArray]
+    let sample: [Int]
 
     func bind(batch: Int) throws -> (InferredShapes, InferredTypes, [String: NDArray]) {
         var given = weights.mapValues(\.shape)
-        given["data"] = [batch, 3, 32, 32]
+        given["data"] = Shape([batch] + sample)
         let shapes = try graph.inferShapes(given)
         var inputs: [String: NDArray] = [:]
         for (i, n) in graph.nodes.enumerated() where n.isVariable && weights[n.name] == nil {
@@ -61,7 +65,7 @@ struct Model {
 
 func main() throws {
     guard let o = parse() else {
-        print("usage: EngineBench PREFIX [--batch 16] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]")
+        print("usage: EngineBench PREFIX [--batch 16] [--sample 3,32,32] [--rounds 7] [--iterations 20] [--cache DIR] [--batches 1,16,64]")
         exit(2)
     }
     let clock = ContinuousClock()
@@ -73,7 +77,7 @@ func main() throws {
             weights[String(key.split(separator: ":", maxSplits: 1).last ?? "")] = array
         }
     } else {
-        let shapes = try graph.inferShapes(["data": [o.batch, 3, 32, 32]])
+        let shapes = try graph.inferShapes(["data": Shape([o.batch] + o.sample)])
         for (i, n) in graph.nodes.enumerated() where n.isVariable && n.name != "data" && !n.name.hasSuffix("label") {
             let s = shapes.nodeOutputs[i][0]
             weights[n.name] = n.name.hasSuffix("var") || n.name.hasSuffix("gamma")
@@ -81,16 +85,16 @@ func main() throws {
                 : NDArray.randomNormal(shape: s, mean: 0, std: 0.1, seed: UInt64(i))
         }
     }
-    let model = Model(graph: graph, weights: weights)
+    let model = Model(graph: graph, weights: weights, sample: o.sample)
     let dir = URL(fileURLWithPath: o.prefix).deletingLastPathComponent().path
     let (shapes, types, baseInputs) = try model.bind(batch: o.batch)
     var inputs = baseInputs
     var expected: NDArray?
-    if let x = try? NDArray.load(npyFile: dir + "/input.npy"), x.shape == [o.batch, 3, 32, 32] {
+    if let x = try? NDArray.load(npyFile: dir + "/input.npy"), x.shape == Shape([o.batch] + o.sample) {
         inputs["data"] = x
         expected = try? NDArray.load(npyFile: dir + "/output.npy")
     } else {
-        inputs["data"] = NDArray.randomNormal(shape: [o.batch, 3, 32, 32], seed: 9)
+        inputs["data"] = NDArray.randomNormal(shape: Shape([o.batch] + o.sample), seed: 9)
     }
     print("model \(o.prefix), batch \(o.batch), \(graph.nodes.filter { !$0.isVariable }.count) ops, OMP_WAIT_POLICY=\(ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "unset")")
 

@@ -279,3 +279,35 @@ extension EngineIR {
         #expect { try ir.check(after: "postops") } throws: { "\($0)".contains("post-ops") }
     }
 }
+
+@Suite struct ReshapeIntoFCTests {
+    /// pool -> Flatten -> FC: the FC reads the pooled tensor itself, in the pool's layout.
+    @Test func flattenBeforeFullyConnectedGoes() throws {
+        let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 16, name: "conv0")
+        let pooled = Symbol.pooling(conv, kernel: [2, 2], stride: [2, 2], name: "pool0")
+        let c = try Case(.fullyConnected(.flatten(pooled, name: "flat0"), numHidden: 5, name: "fc0"), data: [2, 3, 10, 10])
+        #expect(c.ir.kinds == ["convolution", "pooling(max)", "reshape", "inner_product"])
+        let (after, n) = try c.after(ReshapeIntoFC())
+        #expect(n == 1)
+        let (cleaned, _) = try c.after(DeadOpElimination(), from: after)
+        #expect(cleaned.kinds == ["convolution", "pooling(max)", "inner_product"])
+        #expect(cleaned.ops[2].inputs[0] == cleaned.ops[1].output && cleaned.ops[2].fused == ["flat0"])
+        try c.expectEngineMatchesFramework("flatten into fc")
+        // Nothing is reordered inside the group, and the FC writes the output array itself.
+        let plan = try c.bound.engine()
+        #expect(plan.report.innerReorders == 0)
+        #expect(plan.report.primitives.last?.kind == "inner_product")
+    }
+
+    /// A Reshape that is not a flatten, or a flatten read by another op too, stays.
+    @Test func otherReshapesStay() throws {
+        let x = Symbol.variable("data")
+        let odd = try Case(.fullyConnected(.reshape(x, shape: [4, -1], name: "r0"), numHidden: 3, name: "fc0"), data: [2, 2, 3, 3])
+        #expect(try odd.after(ReshapeIntoFC()).1 == 0)
+        try odd.expectEngineMatchesFramework("reshape (4, -1) then fc")
+        let flat = Symbol.flatten(x, name: "flat0")
+        let shared = try Case(.group([flat, .fullyConnected(flat, numHidden: 3, name: "fc0")]), data: [2, 2, 3, 3])
+        #expect(try shared.after(ReshapeIntoFC()).1 == 0)
+        try shared.expectEngineMatchesFramework("flatten read twice")
+    }
+}

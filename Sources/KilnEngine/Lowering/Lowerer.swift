@@ -97,7 +97,14 @@ final class Lowerer {
         }
         for (k, v) in ir.outputs.enumerated() {
             let source = try buffer(for: v)
-            let target = add(.output(k), try EngineDNNL.plain(ir.values[v].shape.dims, node: "output"), label: "output \(k)")
+            let plain = try EngineDNNL.plain(ir.values[v].shape.dims, node: "output")
+            // An op that writes plain memory may write straight into the caller's output array.
+            if buffers[source].kind == .arena, DNNL.equal(buffers[source].desc, plain), ir.outputs.filter({ $0 == v }).count == 1,
+               valueBuffer.allSatisfy({ $0.key == v || root($0.value) != source }) {
+                buffers[source].kind = .output(k)
+                continue
+            }
+            let target = add(.output(k), plain, label: "output \(k)")
             try addReorder(from: source, to: target, role: .borderReorder, label: "output \(k) (\(ir.values[v].name))")
         }
     }
@@ -348,9 +355,14 @@ final class Lowerer {
         } else {
             (rows, k) = (input.dropLast().reduce(1, *), input.last ?? 1)
         }
-        let plainInput = try ensure(op.inputs[0], try EngineDNNL.plain(input, node: node))
-        var src = try EngineDNNL.plain([rows, k], node: node)
-        var weights = try EngineDNNL.any([spec.numHidden, k], node: node)
+        // With `flatten` and a 3- to 5-D input, the inner product reads the tensor in the layout its
+        // producer chose and oneDNN picks weights to match (no reorder to plain rows); otherwise it
+        // reads plain rows.
+        let direct = spec.flatten && (3...5).contains(input.count)
+        let sourceDims = direct ? input : [rows, k]
+        let weightDims = direct ? [spec.numHidden] + input.dropFirst() : [spec.numHidden, k]
+        var src = direct ? buffers[try buffer(for: op.inputs[0])].desc : try EngineDNNL.plain(sourceDims, node: node)
+        var weights = try EngineDNNL.any(weightDims, node: node)
         var bias = try EngineDNNL.plain([spec.numHidden], node: node)
         var dst = try EngineDNNL.plain([rows, spec.numHidden], node: node)
         let hasBias = spec.hasBias
@@ -358,9 +370,16 @@ final class Lowerer {
             if hasBias { return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, &bias, &dst) }
             return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, nil, &dst)
         }
+        let source: Int
+        if direct {
+            source = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
+        } else {
+            source = view(try ensure(op.inputs[0], try EngineDNNL.plain(input, node: node)), src, label: node + " rows")
+        }
+        // MXNet's weight (hidden, k) has the bytes of (hidden, c, h, w) in plain order.
         var args: [(Int32, Int)] = [
-            (DNNLArg.src, view(plainInput, src, label: node + " rows")),
-            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: [spec.numHidden, k],
+            (DNNLArg.src, source),
+            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims,
                                                 chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
         ]
         if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }

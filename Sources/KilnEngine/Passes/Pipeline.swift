@@ -5,7 +5,8 @@ import KilnCore
 //
 // ```
 // graph ──build──> IR ─check─> identity removal ─check─> constant folding ─check─> BatchNorm folding
-//       ─check─> post-op fusion ─check─> dead op elimination ─check─> optimized IR (cached, lowered)
+//       ─check─> post-op fusion ─check─> reshape into FC ─check─> dead op elimination ─check─>
+//       optimized IR (cached, lowered)
 // ```
 
 /// A rewrite of the engine's IR. Each lives in its own file, which opens with a before/after picture.
@@ -39,7 +40,7 @@ public enum EnginePipeline {
     /// The passes, in order. Identities go first so that a Dropout between a conv and its BatchNorm
     /// does not block folding; dead ops go last.
     public static let passes: [any EnginePass] = [
-        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(), DeadOpElimination(),
+        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(), ReshapeIntoFC(), DeadOpElimination(),
     ]
 
     /// Runs `passes` on `ir`, checking the IR before and after each; returns what each did.
