@@ -25,6 +25,7 @@ import KilnRuntime
 /// Shapes are fixed at compile: another batch size is another compile and another cache entry; see
 /// docs/ENGINE.md for what that costs.
 public struct CPUEngine: Backend {
+    /// The options every compile of this engine uses.
     public let options: EngineOptions
     /// Whether compiled plans are shared through the process's plan cache.
     public let usesProcessCache: Bool
@@ -39,6 +40,7 @@ public struct CPUEngine: Backend {
     /// Whether the engine can run a node, from its capability table (variables always).
     public func support(_ query: SupportQuery) -> Support { CPUCapabilities.table.support(query) }
 
+    /// Compiles `graph` into an ``EnginePlan`` (see ``compilePlan(_:shapes:types:constants:)``).
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
         try compilePlan(graph, shapes: shapes, types: types, constants: constants)
     }

@@ -33,6 +33,7 @@ public struct NodeFacts: Sendable {
     public let op: String
     /// Attributes with defaults filled in.
     public let attributes: Attributes
+    /// The op's input names (`data`, `weight`, `bias`).
     public let inputNames: [String]
     /// Shapes of the inputs, when inferred.
     public let inputShapes: [Shape]?

@@ -71,6 +71,7 @@ public struct ConvolutionSpec: Codable, Equatable, Sendable {
     }
 }
 
+/// A FullyConnected node's parameters.
 public struct InnerProductSpec: Codable, Equatable, Sendable {
     public var numHidden: Int
     public var hasBias: Bool
@@ -82,6 +83,7 @@ public struct InnerProductSpec: Codable, Equatable, Sendable {
     }
 }
 
+/// An inference BatchNorm's parameters.
 public struct BatchNormSpec: Codable, Equatable, Sendable {
     public var eps: Double
     /// Gamma is read as 1 whatever its value.

@@ -24,18 +24,24 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         case computed
     }
 
+    /// A tensor of the group: its shape, a name for reports, and where it comes from.
     public struct Value: Sendable {
+        /// The tensor's logical shape (its layout is chosen at lowering).
         public var shape: Shape
         /// For reports: the variable's or the producing node's name.
         public var name: String
+        /// Input, constant or computed.
         public var origin: Origin
 
         public init(shape: Shape, name: String, origin: Origin) {
             (self.shape, self.name, self.origin) = (shape, name, origin)
         }
 
+        /// Whether the value is known at compile.
         public var isConstant: Bool { if case .constant = origin { return true } else { return false } }
+        /// The constant's array, if the value is one.
         public var constant: NDArray? { if case let .constant(a) = origin { return a } else { return nil } }
+        /// The input's variable name, if the value is fed at run time.
         public var inputName: String? { if case let .input(n) = origin { return n } else { return nil } }
     }
 
@@ -47,6 +53,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         case eltwise(EltwiseSpec)
     }
 
+    /// One op of the group: a node (or several fused ones) and how it is lowered.
     public struct Op: Sendable {
         /// The node's name; fused ops keep the first node's name and list the rest in ``fused``.
         public var name: String
@@ -54,14 +61,17 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         public var op: String
         /// The node's attributes, defaults filled in.
         public var attributes: Attributes
+        /// The op's fusion kind from its definition (passes read it).
         public var fusion: FusionKind
         /// Indices into ``inputs`` of weights (from the op definition).
         public var weightInputs: [Int]
+        /// What the capability table said the node lowers to.
         public var lowering: LoweringKind
         /// Value ids read, in the op's input order.
         public var inputs: [Int]
         /// The value id written.
         public var output: Int
+        /// Work fused into this op's primitive, in order.
         public var postOps: [PostOp] = []
         /// Names of nodes merged into this op by passes.
         public var fused: [String] = []
@@ -78,7 +88,9 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         }
     }
 
+/// Every value, by id.
     public var values: [Value]
+/// The ops in topological order.
     public var ops: [Op]
     /// The group's outputs, as value ids.
     public var outputs: [Int]

@@ -19,9 +19,12 @@ public protocol EnginePass: Sendable {
 
 /// What one pass did, for reports and tests.
 public struct PassRecord: Sendable, Equatable, CustomStringConvertible {
+    /// The pass's name.
     public let name: String
+    /// Ops before and after the pass.
     public let opsBefore: Int
     public let opsAfter: Int
+    /// How many rewrites it made.
     public let rewrites: Int
     /// Time the pass and the IR check after it took.
     public let seconds: Double

@@ -44,8 +44,11 @@ public struct EngineReport: Sendable, CustomStringConvertible {
 
     /// Op nodes in the group as given, and ops after the passes.
     public var graphOps = 0
+    /// Ops in the IR after the passes.
     public var optimizedOps = 0
+    /// What each pass did (empty when the IR came from a cache).
     public var passes: [PassRecord] = []
+    /// The primitives in execution order.
     public var primitives: [Primitive] = []
     /// Bytes of the arena holding every intermediate and scratchpad, reused by liveness.
     public var arenaBytes = 0
@@ -53,17 +56,21 @@ public struct EngineReport: Sendable, CustomStringConvertible {
     public var intermediateBytes = 0
     /// Bytes of weights and other constants the plan holds (in their chosen layouts).
     public var constantBytes = 0
+    /// How the plan was obtained.
     public var cache: CacheOutcome = .compiled
     /// The cache key (hex SHA-256).
     public var cacheKey = ""
     /// Seconds spent: building the IR and running the passes (or loading the cache entry), lowering
     /// and planning, and in all.
     public var optimizeSeconds = 0.0
+    /// Seconds spent lowering and planning (or making a plan over a cached core).
     public var lowerSeconds = 0.0
+    /// Seconds the whole compile took.
     public var totalSeconds = 0.0
 
     /// Reorders inside the group (between ops), as opposed to at its borders.
     public var innerReorders: Int { primitives.filter { $0.kind == "reorder" && !$0.isBorderReorder }.count }
+    /// Reorders at the group's borders (plain inputs in, outputs out).
     public var borderReorders: Int { primitives.filter { $0.kind == "reorder" && $0.isBorderReorder }.count }
 
     public var description: String {
@@ -142,6 +149,7 @@ final class CompiledCore: @unchecked Sendable {
 /// plans of the same group may run concurrently.
 public final class EnginePlan: CompiledGraph {
     let core: CompiledCore
+    /// What compiling this plan did.
     public private(set) var report: EngineReport
     let stream: DNNLStream
     /// `dnnl_exec_arg_t` arrays, one per step, built once.
@@ -211,6 +219,7 @@ public final class EnginePlan: CompiledGraph {
     /// Names of the inputs `run` needs.
     public var inputNames: [String] { inputBindings.map(\.name) }
 
+    /// Runs the plan on `inputs` (by variable name; constants are baked in) and returns plain outputs. Inference only.
     public func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
         guard !isTrain else { throw EngineError.trainingNotSupported }
         for (k, binding) in inputBindings.enumerated() {
