@@ -74,20 +74,27 @@ public struct CPUEngine: Backend {
                 report.cache = .rebuilt(reason)
             }
         }
-        let ir: EngineIR
-        if let optimized {
-            ir = optimized
-        } else {
-            var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants)
-            report.passes = try EnginePipeline.run(&built)
-            ir = built.compacted()
-            if let directory = options.cacheDirectory {
-                do {
-                    try PlanCache.store(ir, directory: directory, key: key)
-                } catch {
-                    // A cache that cannot be written costs the next compile time, never this one's result.
-                    if options.verbose { FileHandle.standardError.write(Data("kiln engine: \(error)\n".utf8)) }
-                }
+        if let ir = optimized {
+            let loadedAt = clock.now
+            report.optimizeSeconds = Self.seconds(loadedAt - start)
+            do {
+                let core = try CompiledCore(ir: ir, report: report)
+                if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
+                return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: loadedAt, clock: clock)
+            } catch {
+                // An entry that passed its checks but does not lower is not trusted either.
+                report.cache = .rebuilt("its IR does not lower (\(error))")
+            }
+        }
+        var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants)
+        report.passes = try EnginePipeline.run(&built)
+        let ir = built.compacted()
+        if let directory = options.cacheDirectory {
+            do {
+                try PlanCache.store(ir, directory: directory, key: key)
+            } catch {
+                // A cache that cannot be written costs the next compile time, never this one's result.
+                if options.verbose { FileHandle.standardError.write(Data("kiln engine: \(error)\n".utf8)) }
             }
         }
         let optimizedAt = clock.now

@@ -58,7 +58,7 @@ func taggedResNet(_ tag: Int, batch: Int = 2) throws -> Bound {
     }
 
     enum Damage: String, CaseIterable {
-        case flippedByte, truncated, extended, wrongMagic, wrongVersion, otherKey, empty, badJSON
+        case flippedByte, truncated, extended, wrongMagic, wrongVersion, otherKey, empty, badJSON, doesNotLower
     }
 
     /// A damaged or stale entry is detected, never trusted: the group is compiled again, the entry
@@ -108,6 +108,20 @@ func taggedResNet(_ tag: Int, batch: Int = 2) throws -> Bound {
             withUnsafeBytes(of: UInt64(0).littleEndian) { bytes += $0 }
             bytes += testHash128(payload) + payload
             expectedReason = "does not decode"
+        case .doesNotLower:
+            // A well-formed entry (header, checksum, IR that checks) whose first convolution's
+            // stride no longer fits its output shape: caught when lowering, then rebuilt.
+            let jsonLength = Int(bytes[44..<52].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            var json = String(decoding: bytes[76..<(76 + jsonLength)], as: UTF8.self)
+            let blob = Array(bytes[(76 + jsonLength)...])
+            let stride = try #require(json.range(of: "\"stride\":[1,1]"))
+            json.replaceSubrange(stride, with: "\"stride\":[3,3]")
+            let payload = Array(json.utf8) + blob
+            var header = Array(bytes[0..<44])
+            withUnsafeBytes(of: UInt64(json.utf8.count).littleEndian) { header += $0 }
+            withUnsafeBytes(of: UInt64(blob.count).littleEndian) { header += $0 }
+            bytes = header + testHash128(payload) + payload
+            expectedReason = "does not lower"
         }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let rebuilt = try compile()
