@@ -8,7 +8,7 @@ MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
-LENET_EPOCHS ?= 3
+LENET_EPOCHS ?= 5
 
 # Installs the system libraries Kiln links (oneDNN, zlib, libjpeg-turbo, libpng) with apt when a
 # header is missing.

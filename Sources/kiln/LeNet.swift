@@ -11,9 +11,9 @@ struct LeNet: ParsableCommand {
 
     @Option(help: "The folder holding MNIST (IDX or CSV files); default $KILN_DATA_DIR/mnist, else ~/.kiln/data/mnist.")
     var dataDir: String?
-    @Option(help: "Training epochs.") var epochs: Int = 3
+    @Option(help: "Training epochs.") var epochs: Int = 5
     @Option(help: "Examples per batch.") var batchSize: Int = 128
-    @Option(help: "SGD learning rate.") var learningRate: Double = 0.1
+    @Option(help: "SGD learning rate.") var learningRate: Double = 0.05
     @Option(help: "SGD momentum.") var momentum: Double = 0.9
     @Option(help: "Weight decay.") var weightDecay: Double = 0.0001
     @Option(help: "Seed for initialization and shuffling.") var seed: UInt64 = 42
