@@ -23,6 +23,7 @@ import Testing
     /// Each batch size has its own cache entry; going back to a size seen before loads it.
     @Test func eachBatchSizeHasItsOwnEntry() throws {
         let dir = try temporaryDirectory("batch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let engine = CPUEngine(options: EngineOptions(cacheDirectory: dir), usesProcessCache: false)
         func compile(_ batch: Int) throws -> EnginePlan {
             let b = try taggedResNet(201, batch: batch)

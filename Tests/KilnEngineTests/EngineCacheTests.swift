@@ -43,6 +43,7 @@ func taggedResNet(_ tag: Int, batch: Int = 2) throws -> Bound {
     /// skips the passes; both give the framework's output.
     @Test func diskCacheMissThenHit() throws {
         let dir = try temporaryDirectory("hit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let bound = try taggedResNet(102)
         let options = EngineOptions(cacheDirectory: dir)
         let engine = CPUEngine(options: options, usesProcessCache: false)
@@ -66,6 +67,7 @@ func taggedResNet(_ tag: Int, batch: Int = 2) throws -> Bound {
     @Test(arguments: Damage.allCases)
     func damagedEntryIsRebuilt(_ damage: Damage) throws {
         let dir = try temporaryDirectory("damage-\(damage.rawValue)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let bound = try taggedResNet(103)
         let engine = CPUEngine(options: EngineOptions(cacheDirectory: dir), usesProcessCache: false)
         let compile = { try engine.compilePlan(bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants) }
