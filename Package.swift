@@ -34,6 +34,7 @@ let package = Package(
         .testTarget(name: "KilnPartitionTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "TestSupport"]),
         .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine", "TestSupport"]),

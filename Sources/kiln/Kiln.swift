@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln: MXNet-compatible graphs, bound and run in Swift.",
-        subcommands: [Run.self, Inspect.self, LeNet.self])
+        subcommands: [Run.self, Inspect.self, LeNet.self, Partition.self])
 }
 
 /// Prints a Kiln error as its sentence and exits non-zero, so no command crashes on bad input.
@@ -49,8 +49,8 @@ struct Run: ParsableCommand {
     var inputs: [String] = []
     @Option(name: .customLong("output"), help: "Where to write output 0 as .npy, or INDEX=FILE.npy; repeat for several.")
     var outputs: [String] = []
-    @Option(help: "Which kernels run the graph: framework (oneDNN, default) or reference (naive Swift).")
-    var backend: String = "framework"
+    @Option(help: "What runs the graph: framework (oneDNN op by op), reference (naive Swift) or engine (partitioned, CPU engine); default: the KILN_USE_ENGINE switch.")
+    var backend: String?
     @Option(name: .customLong("repeat"), help: "Run forward this many times and report the median time.") var repeatCount: Int = 1
     @Option(help: "A .npy file to compare output 0 with; fails when the max abs difference exceeds 1e-4 of max |expected|.")
     var expect: String?
@@ -81,15 +81,26 @@ struct Run: ParsableCommand {
             guard missing.isEmpty else {
                 throw ValidationError("No value for \(missing.joined(separator: ", ")): give each as --input NAME=FILE.npy (or in --params).")
             }
-            let chosen: any Backend
-            switch backend {
-            case "framework": chosen = OpByOpBackend.framework
-            case "reference": chosen = OpByOpBackend.reference
-            default: throw ValidationError("--backend \(backend) is unknown; accepted values are framework, reference.")
-            }
             var shared = args.merging(aux) { a, _ in a }
             shared.merge(feeds) { _, f in f }
-            let exec = try sym.bind(shapes: feeds.mapValues(\.shape), types: feeds.mapValues(\.dtype), sharedBuffer: shared, backend: chosen)
+            let shapes = feeds.mapValues(\.shape), types = feeds.mapValues(\.dtype)
+            let exec: Executor
+            let label: String
+            switch backend {
+            case nil:
+                let selection = try EngineSelection.fromEnvironment()
+                label = selection == .framework ? "framework" : "engine"
+                exec = try sym.simpleBind(shapes: shapes, types: types, sharedBuffer: shared, engine: selection)
+            case "framework"?:
+                (label, exec) = ("framework", try sym.bind(shapes: shapes, types: types, sharedBuffer: shared, backend: OpByOpBackend.framework))
+            case "reference"?:
+                (label, exec) = ("reference", try sym.bind(shapes: shapes, types: types, sharedBuffer: shared, backend: OpByOpBackend.reference))
+            case "engine"?:
+                let options = try EngineOptions(environment: ProcessInfo.processInfo.environment)
+                (label, exec) = ("engine", try sym.simpleBind(shapes: shapes, types: types, sharedBuffer: shared, engine: .cpu(options)))
+            case let other?:
+                throw ValidationError("--backend \(other) is unknown; accepted values are framework, reference, engine.")
+            }
             guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1.") }
             var times: [Double] = []
             for _ in 0..<repeatCount {
@@ -104,7 +115,7 @@ struct Run: ParsableCommand {
             let median = times.sorted()[times.count / 2]
             let batch = feeds.values.first?.shape.dims.first ?? 1
             print(String(format: "forward (%@ backend): median %.3f ms over %d runs, %.1f samples/s at batch %d",
-                         backend, median, repeatCount, Double(batch) / median * 1000, batch))
+                         label, median, repeatCount, Double(batch) / median * 1000, batch))
             if let expect {
                 let expected = try NDArray.load(npyFile: expect)
                 let out = exec.outputs[0]

@@ -36,6 +36,25 @@ struct LeNet: ParsableCommand {
         return .softmaxOutput(x, name: "softmax")
     }
 
+    /// Top-1 accuracy of a bound checkpoint over one pass of an iterator.
+    static func accuracy(_ symbol: Symbol, _ params: [String: NDArray], _ data: any DataIter, engine: EngineSelection) throws -> Double {
+        var shapes: [String: Shape] = [:]
+        for d in data.provideData + data.provideLabel { shapes[d.name] = d.shape }
+        let exec = try symbol.simpleBind(shapes: shapes, sharedBuffer: params, engine: engine)
+        data.reset()
+        var correct = 0, total = 0
+        while let batch = try data.next() {
+            for (d, array) in zip(data.provideData, batch.data) { exec.argDict[d.name] = array }
+            try exec.forward()
+            let predicted = exec.outputs[0].argmaxLastAxis()
+            let labels = batch.label[0].floats()
+            let n = predicted.count - batch.pad
+            for i in 0..<n where predicted[i] == Int(labels[i]) { correct += 1 }
+            total += n
+        }
+        return total == 0 ? 0 : Double(correct) / Double(total)
+    }
+
     func run() throws {
         try reportingErrors {
             let env = ProcessInfo.processInfo.environment
@@ -64,7 +83,17 @@ struct LeNet: ParsableCommand {
             try loaded.bind(dataShapes: testIter.provideData, labelShapes: testIter.provideLabel, forTraining: false)
             let accuracy = try loaded.score(data: testIter)
             print("checkpoint \(Checkpoint.paths(prefix: prefix, epoch: epoch).params)")
-            print(String(format: "Framework accuracy on the %d MNIST test images: %.4f", test.count, accuracy.value))
+
+            // As the seed's test does: the same checkpoint and iterator, bound once without and once
+            // with the engine (options from KILN_ENGINE_*), accuracies side by side.
+            let (symbol, args, aux) = try Checkpoint.load(prefix: prefix, epoch: epoch)
+            let options = try EngineOptions(environment: env)
+            let frameworkAccuracy = try Self.accuracy(symbol, args.merging(aux) { a, _ in a }, testIter, engine: .framework)
+            let engineAccuracy = try Self.accuracy(symbol, args.merging(aux) { a, _ in a }, testIter, engine: .cpu(options))
+            print(String(format: "Module.score accuracy:  %.4f", accuracy.value))
+            print(String(format: "Framework accuracy:     %.4f", frameworkAccuracy))
+            print(String(format: "Engine accuracy:        %.4f", engineAccuracy))
+            print(String(format: "difference:             %.4f", abs(engineAccuracy - frameworkAccuracy)))
         }
     }
 }

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Errors of the umbrella module: settings read from the environment.
+public enum KilnError: Error, CustomStringConvertible, Equatable {
+    /// An environment variable with a value Kiln does not accept.
+    case invalidSetting(name: String, value: String, accepted: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidSetting(name, value, accepted):
+            return "\(name)=\(value) is not accepted; use one of \(accepted)."
+        }
+    }
+}
+
+/// What binding does with the subgraphs an engine supports.
+public enum EngineSelection: Sendable, Equatable {
+    /// Every node runs in the framework, op by op.
+    case framework
+    /// Supported subgraphs become engine nodes compiled by the CPU engine on oneDNN.
+    case cpu(EngineOptions)
+
+    /// The selection the environment asks for: `KILN_USE_ENGINE` (`0`/`1`, `false`/`true`, `none`,
+    /// `cpu`; unset means `0`) and, for an engine, the `KILN_ENGINE_*` options. Read at each bind, so
+    /// flipping the variable and binding again is enough.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> EngineSelection {
+        let raw = environment["KILN_USE_ENGINE"]?.trimmingWhitespace.lowercased() ?? "0"
+        switch raw {
+        case "", "0", "false", "none", "framework":
+            return .framework
+        case "1", "true", "cpu":
+            return .cpu(try EngineOptions(environment: environment))
+        default:
+            throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: raw, accepted: "0, 1, false, true, none, cpu")
+        }
+    }
+
+    /// The engines an engine node may name, for one bind.
+    var engines: [String: any Backend] {
+        switch self {
+        case .framework: return [:]
+        case let .cpu(options): return ["cpu": CPUEngine(options: options)]
+        }
+    }
+}
+
+extension Symbol {
+    /// The partitioned symbol: each maximal group of nodes the engine supports replaced by one
+    /// `_kiln_engine` node (MXNet's `optimize_for`). Weights given in `argParams`/`auxParams` count as
+    /// known at bind. The result saves and loads as any symbol, and binds with the same parameters.
+    public func optimized(for selection: EngineSelection, argParams: [String: NDArray] = [:],
+                          auxParams: [String: NDArray] = [:], shapes: [String: Shape] = [:]) throws -> Symbol {
+        try partitionedWithReport(for: selection, argParams: argParams, auxParams: auxParams, shapes: shapes).symbol
+    }
+
+    /// The partitioned symbol and the report of what went where and why (`kiln partition`).
+    public func partitionedWithReport(for selection: EngineSelection, argParams: [String: NDArray] = [:],
+                                      auxParams: [String: NDArray] = [:], shapes: [String: Shape] = [:]) throws -> (symbol: Symbol, report: PartitionReport) {
+        guard case let .cpu(options) = selection else {
+            throw KilnError.invalidSetting(name: "engine", value: "framework", accepted: "an engine selection such as .cpu(EngineOptions())")
+        }
+        let engine = CPUEngine(options: options)
+        let partitionOptions = PartitionOptions(minGroupSize: options.minGroupSize, excludedOps: options.excludedOps,
+                                                constants: Set(argParams.keys).union(auxParams.keys),
+                                                engineName: "cpu", engineOptions: options.compact)
+        let (symbol, report) = try partitioned(for: engine, options: partitionOptions, argParams: argParams, auxParams: auxParams, shapes: shapes)
+        return (symbol, report)
+    }
+
+    /// Binds the symbol for the given shapes (MXNet's `simple_bind`), honouring the engine switch.
+    ///
+    /// With `engine` nil, `KILN_USE_ENGINE` decides (unset: framework). With an engine, the symbol is
+    /// partitioned first: arrays in `sharedBuffer` that are not inputs (weights, auxiliary states)
+    /// are known at bind and baked into the engine nodes that read them; everything the engine does
+    /// not take runs in the framework.
+    public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
+                           gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:],
+                           sharedBuffer: [String: NDArray] = [:], engine: EngineSelection? = nil) throws -> Executor {
+        let selection = try engine ?? EngineSelection.fromEnvironment()
+        guard case let .cpu(options) = selection else {
+            return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs, sharedBuffer: sharedBuffer)
+        }
+        guard gradReq == .null && gradReqs.values.allSatisfy({ $0 == .null }) else {
+            throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1", accepted: "0 when binding for training (engines run inference)")
+        }
+        // Data inputs are the arrays whose shapes are given; everything else in the buffer is a constant.
+        let constants = sharedBuffer.filter { shapes[$0.key] == nil }
+        let backend = EngineNode.backend(engines: selection.engines, constants: constants)
+        // A symbol that `optimized(for:)` already partitioned binds as it is.
+        if graph.nodes.contains(where: { $0.op == "_kiln_engine" }) {
+            return try bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
+        }
+        let aux = Set(listAuxiliaryStates())
+        let (partitioned, report) = try partitionedWithReport(
+            for: selection, argParams: constants.filter { !aux.contains($0.key) }, auxParams: constants.filter { aux.contains($0.key) },
+            shapes: shapes)
+        if options.verbose { FileHandle.standardError.write(Data(report.text().utf8)) }
+        return try partitioned.bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
+    }
+}
