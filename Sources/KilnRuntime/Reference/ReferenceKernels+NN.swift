@@ -16,41 +16,31 @@ extension ReferenceKernels {
     }
 
     static let convolutionKernel: KernelFactory = { sig in
-        let g = try WindowGeometry.convolution(sig)
-        let hasBias = sig.inputShapes.count > 2
-        return ClosureGradientKernel(forward: { inputs, outputs, _ in
-            inputs[0].withUnsafeBufferPointer(as: Float.self) { data in
-                inputs[1].withUnsafeBufferPointer(as: Float.self) { weight in
-                    withOptionalFloats(hasBias ? inputs[2] : nil) { bias in
-                        outputs[0].withUnsafeMutableBufferPointer(as: Float.self) { out in
-                            ReferenceNN.convolution(g, data: data, weight: weight, bias: bias, out: out)
-                        }
-                    }
-                }
-            }
-        }, backward: { inputs, _, outputGradients, inputGradients, needed in
-            ReferenceNN.withWantedGradients(&inputGradients, needed) { d in
-                inputs[0].withUnsafeBufferPointer(as: Float.self) { data in
-                    inputs[1].withUnsafeBufferPointer(as: Float.self) { weight in
-                        outputGradients[0].withUnsafeBufferPointer(as: Float.self) { dy in
-                            ReferenceNN.convolutionBackward(g, data: data, weight: weight, outGrad: dy, dataGrad: d[0],
-                                                            weightGrad: d[1], biasGrad: hasBias ? d[2] : nil)
-                        }
-                    }
-                }
-            }
-        })
+        try windowedKernel(try WindowGeometry.convolution(sig), hasBias: sig.inputShapes.count > 2,
+                           forward: ReferenceNN.convolution, backward: ReferenceNN.convolutionBackward)
     }
 
     static let deconvolutionKernel: KernelFactory = { sig in
-        let g = try WindowGeometry.deconvolution(sig)
-        let hasBias = sig.inputShapes.count > 2
-        return ClosureGradientKernel(forward: { inputs, outputs, _ in
+        try windowedKernel(try WindowGeometry.deconvolution(sig), hasBias: sig.inputShapes.count > 2,
+                           forward: ReferenceNN.deconvolution, backward: ReferenceNN.deconvolutionBackward)
+    }
+
+    typealias WindowedForward = (WindowGeometry, _ data: UnsafeBufferPointer<Float>, _ weight: UnsafeBufferPointer<Float>,
+                                 _ bias: UnsafeBufferPointer<Float>?, _ out: UnsafeMutableBufferPointer<Float>) -> Void
+    typealias WindowedBackward = (WindowGeometry, _ data: UnsafeBufferPointer<Float>, _ weight: UnsafeBufferPointer<Float>,
+                                  _ outGrad: UnsafeBufferPointer<Float>, _ dataGrad: UnsafeMutableBufferPointer<Float>?,
+                                  _ weightGrad: UnsafeMutableBufferPointer<Float>?, _ biasGrad: UnsafeMutableBufferPointer<Float>?) -> Void
+
+    /// The kernel of a convolution-like op (data, weight, optional bias): the same buffer plumbing
+    /// around its forward and backward loops.
+    static func windowedKernel(_ g: WindowGeometry, hasBias: Bool, forward: @escaping WindowedForward,
+                               backward: @escaping WindowedBackward) throws -> any Kernel {
+        ClosureGradientKernel(forward: { inputs, outputs, _ in
             inputs[0].withUnsafeBufferPointer(as: Float.self) { data in
                 inputs[1].withUnsafeBufferPointer(as: Float.self) { weight in
                     withOptionalFloats(hasBias ? inputs[2] : nil) { bias in
                         outputs[0].withUnsafeMutableBufferPointer(as: Float.self) { out in
-                            ReferenceNN.deconvolution(g, data: data, weight: weight, bias: bias, out: out)
+                            forward(g, data, weight, bias, out)
                         }
                     }
                 }
@@ -60,8 +50,7 @@ extension ReferenceKernels {
                 inputs[0].withUnsafeBufferPointer(as: Float.self) { data in
                     inputs[1].withUnsafeBufferPointer(as: Float.self) { weight in
                         outputGradients[0].withUnsafeBufferPointer(as: Float.self) { dy in
-                            ReferenceNN.deconvolutionBackward(g, data: data, weight: weight, outGrad: dy, dataGrad: d[0],
-                                                              weightGrad: d[1], biasGrad: hasBias ? d[2] : nil)
+                            backward(g, data, weight, dy, d[0], d[1], hasBias ? d[2] : nil)
                         }
                     }
                 }
