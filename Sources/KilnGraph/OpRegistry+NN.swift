@@ -55,6 +55,18 @@ extension OpRegistry {
         return (data[0], data[layout.channelAxis], layout.spatialAxes.map { data[$0] })
     }
 
+    /// `data, weight[, bias]`: the inputs of convolution-like and fully connected ops.
+    static func dataWeightBias(noBias: Bool) -> [String] { noBias ? ["data", "weight"] : ["data", "weight", "bias"] }
+
+    /// Input names from the node's `no_bias`.
+    static let dataWeightBiasNames: OpDefinition.NamesRule = { a in dataWeightBias(noBias: try a.bool("no_bias")) }
+
+    /// The weight, and the bias when there is one. Attributes may be unresolved here, so a missing
+    /// `no_bias` means the op's own default.
+    static func weightAndBias(noBiasByDefault: Bool) -> @Sendable (Attributes) -> [Int] {
+        { a in ((try? a.bool("no_bias")) ?? noBiasByDefault) ? [1] : [1, 2] }
+    }
+
     /// Data, weight and bias (when the node has one) receive gradients.
     static let dataWeightAndBias = GradientRule { a in (try? a.bool("no_bias")) == true ? [0, 1] : [0, 1, 2] }
 
@@ -77,11 +89,11 @@ extension OpRegistry {
                 AttributeSpec("layout", .choice(convolutionLayouts), default: "None"),
             ],
             fusion: .complex,
-            inputs: { a in try a.bool("no_bias") ? ["data", "weight"] : ["data", "weight", "bias"] },
-            weightInputs: { a in (try? a.bool("no_bias")) == true ? [1] : [1, 2] },
+            inputs: dataWeightBiasNames,
+            weightInputs: weightAndBias(noBiasByDefault: false),
             inferShape: { shapes, ctx in
                 let p = try ConvolutionParameters(ctx.attributes)
-                try checkInputCount(shapes, ctx, p.noBias ? ["data", "weight"] : ["data", "weight", "bias"])
+                try checkInputCount(shapes, ctx, dataWeightBias(noBias: p.noBias))
                 let data = try ctx.known(shapes, 0)
                 let (n, c, spatial) = try splitData(data, layout: p.layout, kernel: p.kernel, ctx)
                 guard c % p.numGroup == 0 else {
@@ -126,11 +138,11 @@ extension OpRegistry {
                 AttributeSpec("layout", .choice(convolutionLayouts), default: "None"),
             ],
             fusion: .complex,
-            inputs: { a in try a.bool("no_bias") ? ["data", "weight"] : ["data", "weight", "bias"] },
-            weightInputs: { a in (try? a.bool("no_bias")) == false ? [1, 2] : [1] },
+            inputs: dataWeightBiasNames,
+            weightInputs: weightAndBias(noBiasByDefault: true),
             inferShape: { shapes, ctx in
                 let p = try DeconvolutionParameters(ctx.attributes)
-                try checkInputCount(shapes, ctx, p.noBias ? ["data", "weight"] : ["data", "weight", "bias"])
+                try checkInputCount(shapes, ctx, dataWeightBias(noBias: p.noBias))
                 let data = try ctx.known(shapes, 0)
                 let (n, c, spatial) = try splitData(data, layout: p.layout, kernel: p.kernel, ctx)
                 guard c % p.numGroup == 0 else {
@@ -168,11 +180,11 @@ extension OpRegistry {
                 AttributeSpec("flatten", .bool, default: "True"),
             ],
             fusion: .complex,
-            inputs: { a in try a.bool("no_bias") ? ["data", "weight"] : ["data", "weight", "bias"] },
-            weightInputs: { a in (try? a.bool("no_bias")) == true ? [1] : [1, 2] },
+            inputs: dataWeightBiasNames,
+            weightInputs: weightAndBias(noBiasByDefault: false),
             inferShape: { shapes, ctx in
                 let p = try FullyConnectedParameters(ctx.attributes)
-                try checkInputCount(shapes, ctx, p.noBias ? ["data", "weight"] : ["data", "weight", "bias"])
+                try checkInputCount(shapes, ctx, dataWeightBias(noBias: p.noBias))
                 let data = try ctx.known(shapes, 0)
                 guard data.rank >= 1 else { throw ctx.mismatch(0, expected: "rank 1 or more", actual: data) }
                 let (rows, k) = p.matrixShape(data: data)
