@@ -80,26 +80,41 @@ public struct ConvolutionParameters: Sendable, Equatable {
 
     /// Reads and checks the attributes of a Convolution node (defaults already filled in).
     public init(_ a: Attributes) throws {
-        kernel = try a.ints("kernel")
-        guard (1...3).contains(kernel.count) else { throw attributeError(a, "kernel", "a tuple of 1 to 3 integers: (w,), (h, w) or (d, h, w)") }
-        guard kernel.allSatisfy({ $0 > 0 }) else { throw attributeError(a, "kernel", "positive integers") }
+        kernel = try readKernel(a)
         stride = try readWindowTuple(a, "stride", count: kernel.count, fill: 1, minimum: 1)
         dilate = try readWindowTuple(a, "dilate", count: kernel.count, fill: 1, minimum: 1)
         pad = try readWindowTuple(a, "pad", count: kernel.count, fill: 0, minimum: 0)
-        numFilter = try a.int("num_filter")
-        guard numFilter >= 1 else { throw attributeError(a, "num_filter", "a positive integer") }
-        numGroup = try a.int("num_group")
-        guard numGroup >= 1 else { throw attributeError(a, "num_group", "a positive integer") }
+        numFilter = try readPositive(a, "num_filter")
+        numGroup = try readPositive(a, "num_group")
         noBias = try a.bool("no_bias")
-        let given = try readLayout(a)
-        guard let l = given ?? TensorLayout.channelFirst(spatialRank: kernel.count), l.rank == kernel.count + 2 else {
-            throw attributeError(a, "layout", "a layout with \(kernel.count) spatial axes, matching the kernel")
-        }
-        layout = l
+        layout = try readWindowLayout(a, spatialRank: kernel.count)
     }
 
     /// The extent a dilated kernel spans along spatial axis `i`.
     public func dilatedKernel(_ i: Int) -> Int { 1 + (kernel[i] - 1) * dilate[i] }
+}
+
+/// A convolution-like op's `kernel`: 1 to 3 positive extents.
+private func readKernel(_ a: Attributes) throws -> [Int] {
+    let kernel = try a.ints("kernel")
+    guard (1...3).contains(kernel.count) else { throw attributeError(a, "kernel", "a tuple of 1 to 3 integers: (w,), (h, w) or (d, h, w)") }
+    guard kernel.allSatisfy({ $0 > 0 }) else { throw attributeError(a, "kernel", "positive integers") }
+    return kernel
+}
+
+/// An integer attribute that must be at least 1 (`num_filter`, `num_group`).
+private func readPositive(_ a: Attributes, _ key: String) throws -> Int {
+    let v = try a.int(key)
+    guard v >= 1 else { throw attributeError(a, key, "a positive integer") }
+    return v
+}
+
+/// The layout given, or the channel-first default, with as many spatial axes as the kernel.
+private func readWindowLayout(_ a: Attributes, spatialRank: Int) throws -> TensorLayout {
+    guard let l = try readLayout(a) ?? TensorLayout.channelFirst(spatialRank: spatialRank), l.rank == spatialRank + 2 else {
+        throw attributeError(a, "layout", "a layout with \(spatialRank) spatial axes, matching the kernel")
+    }
+    return l
 }
 
 /// Parameters of `Deconvolution` (transposed convolution).
@@ -126,9 +141,7 @@ public struct DeconvolutionParameters: Sendable, Equatable {
 
     /// Reads and checks the attributes of a Deconvolution node (defaults already filled in).
     public init(_ a: Attributes) throws {
-        kernel = try a.ints("kernel")
-        guard (1...3).contains(kernel.count) else { throw attributeError(a, "kernel", "a tuple of 1 to 3 integers: (w,), (h, w) or (d, h, w)") }
-        guard kernel.allSatisfy({ $0 > 0 }) else { throw attributeError(a, "kernel", "positive integers") }
+        kernel = try readKernel(a)
         stride = try readWindowTuple(a, "stride", count: kernel.count, fill: 1, minimum: 1)
         dilate = try readWindowTuple(a, "dilate", count: kernel.count, fill: 1, minimum: 1)
         pad = try readWindowTuple(a, "pad", count: kernel.count, fill: 0, minimum: 0)
@@ -137,16 +150,10 @@ public struct DeconvolutionParameters: Sendable, Equatable {
         guard targetShape.isEmpty || targetShape.count == kernel.count else {
             throw attributeError(a, "target_shape", "an empty tuple or a tuple of \(kernel.count) integers, one per kernel dimension")
         }
-        numFilter = try a.int("num_filter")
-        guard numFilter >= 1 else { throw attributeError(a, "num_filter", "a positive integer") }
-        numGroup = try a.int("num_group")
-        guard numGroup >= 1 else { throw attributeError(a, "num_group", "a positive integer") }
+        numFilter = try readPositive(a, "num_filter")
+        numGroup = try readPositive(a, "num_group")
         noBias = try a.bool("no_bias")
-        let given = try readLayout(a)
-        guard let l = given ?? TensorLayout.channelFirst(spatialRank: kernel.count), l.rank == kernel.count + 2 else {
-            throw attributeError(a, "layout", "a layout with \(kernel.count) spatial axes, matching the kernel")
-        }
-        layout = l
+        layout = try readWindowLayout(a, spatialRank: kernel.count)
     }
 
     /// The extent a dilated kernel spans along spatial axis `i`.
