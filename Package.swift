@@ -41,9 +41,10 @@ let package = Package(
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
         // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
-        .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore"]),
-        .executableTarget(name: "FuzzParams", dependencies: ["KilnCore"]),
-        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph"]),
+        .target(name: "FuzzSupport"),
+        .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore", "FuzzSupport"]),
+        .executableTarget(name: "FuzzParams", dependencies: ["KilnCore", "FuzzSupport"]),
+        .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph", "FuzzSupport"]),
         // The cpu engine's benchmark: engine vs framework images/s, compile and cache timings.
         .executableTarget(name: "EngineBench", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine"]),
     ],

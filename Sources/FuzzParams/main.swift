@@ -5,6 +5,7 @@
 // in a normal build it is a replayer: `FuzzParams FILE...` runs each file through the same check and
 // prints what happened, for reproducing a crash that the fuzzer saved.
 import Foundation
+import FuzzSupport
 import KilnCore
 
 /// Parses `data`; when it is a valid file, checks that writing it as V3 (which can hold everything the
@@ -48,43 +49,11 @@ func exercise(_ array: NDArray) {
 }
 
 #if KILN_FUZZ
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    _ = check(Data(bytes: data, count: size))
-    return 0
-}
-
-// SwiftPM links every executable with `--defsym main=<Module>_main`, which hides libFuzzer's own
-// `main`; so this target supplies that symbol and hands over to libFuzzer's driver.
-@_extern(c, "LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @_cdecl("FuzzParams_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        guard let data else { return 0 }
-        return fuzz(data, size)
-    }
+    runFuzzer(argc, argv, check: check)
 }
 #else
-/// Runs each file named on the command line through `check` and prints the outcome.
-func replay(_ paths: ArraySlice<String>) {
-    for path in paths {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            print("\(path): cannot read")
-            continue
-        }
-        print("\(path): \(check(data))")
-    }
-}
-
-// A declaration rather than a statement, so that this file still parses under -parse-as-library
-// (which the fuzz build needs, and which rejects top-level statements even in an inactive #if branch).
-let replayed: Void = replay(CommandLine.arguments.dropFirst())
+// A declaration rather than a statement, so that this file parses under -parse-as-library.
+let replayed: Void = replay(CommandLine.arguments.dropFirst(), check)
 #endif
