@@ -36,6 +36,26 @@ extension FrameworkKernels {
 }
 
 /// Convolution, or deconvolution (`transposed`), as one oneDNN primitive with its bias fused.
+/// Runs a forward primitive that reads data, packed weights and an optional bias (convolution,
+/// deconvolution, inner product) on the arrays' own buffers.
+func runWeightedForward(_ primitive: DNNLPrimitive, weights: PackedWeights, src: DNNLMemory, dst: DNNLMemory,
+                        bias: DNNLMemory?, stream: DNNLStream, node: String,
+                        _ inputs: [NDArray], _ outputs: inout [NDArray]) throws {
+    try withSourcePointers(inputs[...]) { p in
+        let w = try weights.memory(for: inputs[1], pointer: p[1], stream: stream)
+        try src.setPointer(p[0], node: node)
+        var args: [(Int32, DNNLMemory)] = [(DNNLArg.src, src), (DNNLArg.weights, w), (DNNLArg.dst, dst)]
+        if let bias {
+            try bias.setPointer(p[2], node: node)
+            args.append((DNNLArg.bias, bias))
+        }
+        try withDestinationPointer(&outputs[0]) { out in
+            try dst.setPointer(out, node: node)
+            try primitive.execute(args, stream: stream)
+        }
+    }
+}
+
 final class DNNLConvolutionKernel: Kernel {
     let node: String
     let stream: DNNLStream
@@ -67,19 +87,8 @@ final class DNNLConvolutionKernel: Kernel {
     var implementation: String { DNNL.implementationName(primitive) }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        try withSourcePointers(inputs[...]) { p in
-            let w = try weights.memory(for: inputs[1], pointer: p[1], stream: stream)
-            try src.setPointer(p[0], node: node)
-            var args: [(Int32, DNNLMemory)] = [(DNNLArg.src, src), (DNNLArg.weights, w), (DNNLArg.dst, dst)]
-            if let bias {
-                try bias.setPointer(p[2], node: node)
-                args.append((DNNLArg.bias, bias))
-            }
-            try withDestinationPointer(&outputs[0]) { out in
-                try dst.setPointer(out, node: node)
-                try primitive.execute(args, stream: stream)
-            }
-        }
+        try runWeightedForward(primitive, weights: weights, src: src, dst: dst, bias: bias, stream: stream, node: node,
+                               inputs, &outputs)
     }
 
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
@@ -256,19 +265,8 @@ final class DNNLInnerProductKernel: Kernel {
     var implementation: String { DNNL.implementationName(primitive) }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        try withSourcePointers(inputs[...]) { p in
-            let w = try weights.memory(for: inputs[1], pointer: p[1], stream: stream)
-            try src.setPointer(p[0], node: node)
-            var args: [(Int32, DNNLMemory)] = [(DNNLArg.src, src), (DNNLArg.weights, w), (DNNLArg.dst, dst)]
-            if let bias {
-                try bias.setPointer(p[2], node: node)
-                args.append((DNNLArg.bias, bias))
-            }
-            try withDestinationPointer(&outputs[0]) { out in
-                try dst.setPointer(out, node: node)
-                try primitive.execute(args, stream: stream)
-            }
-        }
+        try runWeightedForward(primitive, weights: weights, src: src, dst: dst, bias: bias, stream: stream, node: node,
+                               inputs, &outputs)
     }
 
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
