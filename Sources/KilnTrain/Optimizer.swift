@@ -137,14 +137,9 @@ open class Optimizer {
 @inline(__always)
 func clipped(_ x: Float, _ bound: Float) -> Float { x > bound ? bound : (x < -bound ? -bound : x) }
 
-/// Stochastic gradient descent with momentum and weight decay (MXNet's `SGD`):
-///
-/// ```
-/// g = clip(rescale * grad) + wd * weight
-/// momentum = 0:  weight -= lr * g
-/// otherwise:     mom = momentum * mom - lr * g;  weight += mom
-/// ```
-public final class SGD: Optimizer {
+/// What SGD and NAG share: a momentum, one momentum buffer per weight when it is not zero, and the
+/// plain step `weight = (1 - lr * wd) * weight - lr * clip(rescale * grad)` without one.
+open class MomentumOptimizer: Optimizer {
     public let momentum: Double
 
     public init(learningRate: Double? = nil, momentum: Double = 0, scheduler: (any LRScheduler)? = nil, weightDecay: Double = 0,
@@ -154,20 +149,33 @@ public final class SGD: Optimizer {
                    rescaleGradient: rescaleGradient, clipGradient: clipGradient, beginUpdate: beginUpdate)
     }
 
-    public override var name: String { "SGD" }
-
-    public override func makeState(for weight: NDArray) -> [NDArray] {
+    open override func makeState(for weight: NDArray) -> [NDArray] {
         momentum != 0 ? [NDArray(zeros: weight.shape, dtype: .float32)] : []
     }
+
+    final func plainStep(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                         lr: Float, wd: Float, rescale: Float, bound: Float) {
+        for i in w.indices { w[i] = (1 - lr * wd) * w[i] - lr * clipped(rescale * g[i], bound) }
+    }
+}
+
+/// Stochastic gradient descent with momentum and weight decay (MXNet's `SGD`):
+///
+/// ```
+/// g = clip(rescale * grad) + wd * weight
+/// momentum = 0:  weight -= lr * g
+/// otherwise:     mom = momentum * mom - lr * g;  weight += mom
+/// ```
+public final class SGD: MomentumOptimizer {
+
+    public override var name: String { "SGD" }
+
 
     public override func step(weight: inout NDArray, gradient: NDArray, state: inout [NDArray], parameters p: StepParameters) {
         let lr = p.learningRate, wd = p.weightDecay, rescale = p.rescaleGradient, bound = p.clipGradient ?? .infinity
         weight.withUnsafeMutableBufferPointer(as: Float.self) { w in
             gradient.withUnsafeBufferPointer(as: Float.self) { g in
-                if state.isEmpty {
-                    for i in w.indices { w[i] = (1 - lr * wd) * w[i] - lr * clipped(rescale * g[i], bound) }
-                    return
-                }
+                if state.isEmpty { return plainStep(w, g, lr: lr, wd: wd, rescale: rescale, bound: bound) }
                 let mu = Float(momentum)
                 state[0].withUnsafeMutableBufferPointer(as: Float.self) { m in
                     for i in w.indices {
@@ -190,30 +198,16 @@ public final class SGD: Optimizer {
 /// weight = new
 /// ```
 /// Without momentum it is plain ``SGD``.
-public final class NAG: Optimizer {
-    public let momentum: Double
-
-    public init(learningRate: Double? = nil, momentum: Double = 0, scheduler: (any LRScheduler)? = nil, weightDecay: Double = 0,
-                rescaleGradient: Double? = nil, clipGradient: Double? = nil, beginUpdate: Int = 0) {
-        self.momentum = momentum
-        super.init(learningRate: learningRate, scheduler: scheduler, weightDecay: weightDecay,
-                   rescaleGradient: rescaleGradient, clipGradient: clipGradient, beginUpdate: beginUpdate)
-    }
+public final class NAG: MomentumOptimizer {
 
     public override var name: String { "NAG" }
 
-    public override func makeState(for weight: NDArray) -> [NDArray] {
-        momentum != 0 ? [NDArray(zeros: weight.shape, dtype: .float32)] : []
-    }
 
     public override func step(weight: inout NDArray, gradient: NDArray, state: inout [NDArray], parameters p: StepParameters) {
         let lr = p.learningRate, wd = p.weightDecay, rescale = p.rescaleGradient, bound = p.clipGradient ?? .infinity
         weight.withUnsafeMutableBufferPointer(as: Float.self) { w in
             gradient.withUnsafeBufferPointer(as: Float.self) { g in
-                if state.isEmpty {
-                    for i in w.indices { w[i] = (1 - lr * wd) * w[i] - lr * clipped(rescale * g[i], bound) }
-                    return
-                }
+                if state.isEmpty { return plainStep(w, g, lr: lr, wd: wd, rescale: rescale, bound: bound) }
                 let mu = Float(momentum)
                 state[0].withUnsafeMutableBufferPointer(as: Float.self) { m in
                     for i in w.indices {
