@@ -155,6 +155,13 @@ func main() throws {
     print(String(format: "engine:    %.0f images/s (median of %d rounds of %d batches; min %.0f, max %.0f)", e, o.rounds, o.iterations, eRates.min() ?? 0, eRates.max() ?? 0))
     print(String(format: "engine / framework: %.2fx", e / f))
 
+    if ProcessInfo.processInfo.environment["KILN_BENCH_PROFILE"] == "1" {
+        let rows = try engine.profile(inputs, rounds: 20)
+        let total = rows.reduce(0) { $0 + $1.seconds }
+        for r in rows { print(String(format: "  %7.3f ms %5.1f%%  %@ [%@] %@", r.seconds * 1000, 100 * r.seconds / total, r.kind, r.implementation, String(r.label.prefix(60)))) }
+        print(String(format: "  total %.3f ms per batch", total * 1000))
+    }
+
     // Another batch size: a new compile (new shapes, new key), then the same again (process cache).
     for b in o.batches {
         let (s, ty, _) = try model.bind(batch: b)

@@ -245,6 +245,29 @@ public final class EnginePlan: CompiledGraph {
         return outputs
     }
 
+    /// Time per primitive: runs the plan `rounds` times on `inputs`, waiting after each step, and
+    /// returns each step's label, kind, implementation and median seconds (waiting adds a little to each).
+    public func profile(_ inputs: [String: NDArray], rounds: Int = 10) throws -> [(label: String, kind: String, implementation: String, seconds: Double)] {
+        _ = try run(inputs, isTrain: false)
+        let steps = core.steps
+        var times = Array(repeating: [Double](), count: steps.count)
+        let clock = ContinuousClock()
+        for _ in 0..<max(1, rounds) {
+            for s in steps.indices {
+                let start = clock.now
+                let status = arguments[s].withUnsafeBufferPointer { dnnl_primitive_execute(steps[s].primitive.handle, stream.handle, Int32($0.count), $0.baseAddress) }
+                try check(status, "dnnl_primitive_execute", steps[s].label)
+                try check(dnnl_stream_wait(stream.handle), "dnnl_stream_wait", steps[s].label)
+                let d = clock.now - start
+                times[s].append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            }
+        }
+        return steps.indices.map { s in
+            let sorted = times[s].sorted()
+            return (steps[s].label, steps[s].kind, report.primitives[s].implementation, sorted[sorted.count / 2])
+        }
+    }
+
     private func check(_ status: dnnl_status_t, _ call: String, _ node: String) throws {
         if status != dnnl_success { throw EngineError.dnnl(call: call, status: Int(status.rawValue), node: node) }
     }
