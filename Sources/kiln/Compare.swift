@@ -98,7 +98,8 @@ struct Compare: ParsableCommand {
                 let options: EngineOptions
                 do {
                     var settings = env.filter { $0.key.hasPrefix("KILN_ENGINE_") }
-                    settings["KILN_ENGINE_PRECISION"] = p
+                    settings.removeValue(forKey: EngineOptions.Key.precision.environmentName)
+                    settings[EngineOptions.Key.precision.shortName] = p
                     options = try EngineOptions(parsing: settings)
                 } catch {
                     // The engine's own sentence for a precision it does not accept (yet).
