@@ -279,6 +279,10 @@ import Testing
         let weights = ["fc_weight": NDArray(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), "fc_bias": NDArray(shape: [2], values: [0, 1])]
         let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: weights, method: .entropy, batches: 10)
         #expect(key.count == 64)
+        // Arrays that are not variables of the graph do not change the key.
+        var extra = weights
+        extra["not_in_graph"] = NDArray(shape: [1], values: [1])
+        #expect(try CalibrationTable.key(graph: graph, shapes: shapes, constants: extra, method: .entropy, batches: 10) == key)
         #expect(try CalibrationTable.key(graph: graph, shapes: shapes, constants: weights, method: .entropy, batches: 10) == key)
         #expect(try CalibrationTable.key(graph: graph, shapes: shapes, constants: weights, method: .minMax, batches: 10) != key)
         #expect(try CalibrationTable.key(graph: graph, shapes: shapes, constants: weights, method: .entropy, batches: 9) != key)

@@ -180,7 +180,9 @@ public struct CalibrationTable: Codable, Sendable, Equatable {
     ///
     /// Throws when the graph's types cannot be inferred (variables not in `constants` are float32).
     public static func key(graph: Graph, shapes: InferredShapes, constants: [String: NDArray], method: Method, batches: Int) throws -> String {
-        let types = try graph.inferTypes(constants.mapValues(\.dtype))
+        // Only the graph's variables have types to give; other arrays in `constants` are ignored.
+        let variables = Set(graph.nodes.filter(\.isVariable).map(\.name))
+        let types = try graph.inferTypes(constants.filter { variables.contains($0.key) }.mapValues(\.dtype))
         let graphKey = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: EngineOptions())
         var h = SHA256()
         h.update("kiln-calibration format \(formatVersion)\ngraph ")
