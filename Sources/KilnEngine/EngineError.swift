@@ -24,6 +24,11 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case badCacheEntry(path: String, reason: String)
     /// The cache directory or file could not be written.
     case cacheWrite(path: String, reason: String)
+    /// A calibration table file could not be read: the file, the field at fault (a dotted path such as
+    /// `ranges.conv1.threshold`, or empty for the whole file) and why.
+    case calibrationFile(path: String, field: String, reason: String)
+    /// A calibration table could not be written.
+    case calibrationWrite(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -51,6 +56,11 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
             return "The engine cache entry \(path) cannot be used: \(reason)."
         case let .cacheWrite(path, reason):
             return "The engine cache entry \(path) cannot be written: \(reason)."
+        case let .calibrationFile(path, field, reason):
+            return field.isEmpty ? "The calibration table \(path) cannot be read: \(reason)."
+                : "The calibration table \(path) cannot be read: its field '\(field)' \(reason)."
+        case let .calibrationWrite(path, reason):
+            return "The calibration table \(path) cannot be written: \(reason)."
         }
     }
 }
