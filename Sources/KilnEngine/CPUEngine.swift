@@ -31,18 +31,19 @@ public struct CPUEngine: Backend {
     /// Whether compiled plans are shared through the process's plan cache.
     public let usesProcessCache: Bool
 
-    /// For int8: calibrated activation ranges by value name (see ``LoweringNumerics``).
-    var ranges: [String: LoweringNumerics.Range] = [:]
+    /// For int8: the activation ranges to quantize with. Without one, ``compile(_:shapes:types:constants:)``
+    /// returns a ``CalibratingPlan`` that collects them over the first
+    /// ``EngineOptions/calibrationBatches`` batches (or finds them in the cache directory).
+    public var calibration: CalibrationTable?
 
-    public init(options: EngineOptions = EngineOptions(), usesProcessCache: Bool = true) {
+    public init(options: EngineOptions = EngineOptions(), usesProcessCache: Bool = true, calibration: CalibrationTable? = nil) {
         self.options = options
         self.usesProcessCache = usesProcessCache
+        self.calibration = calibration
     }
 
-    init(options: EngineOptions, usesProcessCache: Bool = true, ranges: [String: LoweringNumerics.Range]) {
-        self.init(options: options, usesProcessCache: usesProcessCache)
-        self.ranges = ranges
-    }
+    /// The calibration table's method for the options' choice.
+    var calibrationMethod: CalibrationTable.Method { options.calibrationMethod == .minmax ? .minMax : .entropy }
 
     /// Whether this CPU computes in bfloat16 natively (AVX512_BF16 or AMX), as oneDNN dispatches.
     public static var hasNativeBF16: Bool {
@@ -70,6 +71,7 @@ public struct CPUEngine: Backend {
             return (LoweringNumerics(mode: .bf16), [])
         case .int8:
             var notes: [String] = []
+            let ranges = (calibration?.ranges ?? [:]).mapValues { LoweringNumerics.Range(min: $0.min, threshold: $0.threshold) }
             if ranges.isEmpty { notes.append("int8 was asked for without a calibration table: every op runs in fp32") }
             if !Self.hasInt8DotProducts { notes.append("this CPU has no VNNI: int8 runs, but slower than it could") }
             return (LoweringNumerics(mode: .int8, ranges: ranges, floatNodes: options.floatNodes), notes)
@@ -89,8 +91,20 @@ public struct CPUEngine: Backend {
     public func support(_ query: SupportQuery) -> Support { CPUCapabilities.table.support(query) }
 
     /// Compiles `graph` into an ``EnginePlan`` (see ``compilePlan(_:shapes:types:constants:)``).
+    /// With int8 and no ``calibration``, the table is looked up in the cache directory (keyed by the
+    /// graph, shapes, weights, method and batch count) and otherwise collected by a ``CalibratingPlan``.
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
-        try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        guard options.precision == .int8, calibration == nil else {
+            return try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
+        let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: constants, method: calibrationMethod,
+                                           batches: options.calibrationBatches)
+        if let directory = options.cacheDirectory, let table = try CalibrationTable.cached(in: directory, key: key) {
+            var engine = self
+            engine.calibration = table
+            return try engine.compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
+        return try CalibratingPlan(engine: self, graph: graph, shapes: shapes, types: types, constants: constants, key: key)
     }
 
     /// Compiles `graph` (every op node of which the engine supports) into a plan; see the type's notes.
