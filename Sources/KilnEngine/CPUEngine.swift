@@ -60,7 +60,7 @@ public struct CPUEngine: Backend {
     }
 
     /// The numerics a compile uses and what the report should say about them.
-    func numerics() -> (LoweringNumerics, notes: [String]) {
+    func numerics() throws -> (LoweringNumerics, notes: [String]) {
         switch options.precision {
         case .fp32:
             return (.fp32, [])
@@ -71,7 +71,8 @@ public struct CPUEngine: Backend {
             return (LoweringNumerics(mode: .bf16), [])
         case .int8:
             var notes: [String] = []
-            let ranges = (calibration?.ranges ?? [:]).mapValues { LoweringNumerics.Range(min: $0.min, threshold: $0.threshold) }
+            let table = try calibration ?? options.calibrationFile.map { try CalibrationTable.load(from: $0) }
+            let ranges = (table?.ranges ?? [:]).mapValues { LoweringNumerics.Range(min: $0.min, threshold: $0.threshold) }
             if ranges.isEmpty { notes.append("int8 was asked for without a calibration table: every op runs in fp32") }
             if !Self.hasInt8DotProducts { notes.append("this CPU has no VNNI: int8 runs, but slower than it could") }
             return (LoweringNumerics(mode: .int8, ranges: ranges, floatNodes: options.floatNodes), notes)
@@ -97,6 +98,9 @@ public struct CPUEngine: Backend {
         guard options.precision == .int8, calibration == nil else {
             return try compilePlan(graph, shapes: shapes, types: types, constants: constants)
         }
+        if options.calibrationFile != nil {
+            return try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
         let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: constants, method: calibrationMethod,
                                            batches: options.calibrationBatches)
         if let directory = options.cacheDirectory, let table = try CalibrationTable.cached(in: directory, key: key) {
@@ -114,7 +118,7 @@ public struct CPUEngine: Backend {
         let start = clock.now
         var report = EngineReport()
         report.graphOps = graph.nodes.filter { !$0.isVariable }.count
-        let (numerics, notes) = numerics()
+        let (numerics, notes) = try numerics()
         report.notes = notes
         report.precision = numerics.mode == .bf16 ? "bf16" : numerics.mode == .int8 ? "int8" : "fp32"
         let key = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options,

@@ -15,6 +15,7 @@ import KilnGraph
 /// | ``floatNodes`` | `fp32_nodes` | `KILN_ENGINE_FP32_NODES` | node names kept in fp32 under int8, comma-separated |
 /// | ``calibrationBatches`` | `calibration_batches` | `KILN_ENGINE_CALIBRATION_BATCHES` | batches observed before int8 compiles (default 10) |
 /// | ``calibrationMethod`` | `calibration` | `KILN_ENGINE_CALIBRATION` | `entropy` (default), `minmax` |
+/// | ``calibrationFile`` | `calibration_file` | `KILN_ENGINE_CALIBRATION_FILE` | a calibration table (JSON) to use instead of calibrating |
 ///
 /// ```
 /// let options = try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": "fp32", "min_group": "3"])
@@ -36,6 +37,7 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     public enum Key: String, Sendable, CaseIterable {
         case precision, minGroup = "min_group", exclude, cacheDirectory = "cache_dir", verbose
         case floatNodes = "fp32_nodes", calibrationBatches = "calibration_batches", calibrationMethod = "calibration"
+        case calibrationFile = "calibration_file"
 
         /// The short name, as in an engine node's attributes.
         public var shortName: String { rawValue }
@@ -66,6 +68,10 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     /// How activation ranges become thresholds: `entropy` (KL divergence, TensorRT's and MXNet's
     /// default) or `minmax`.
     public var calibrationMethod: CalibrationMethod = .entropy
+
+    /// With int8: a calibration table file to quantize with (as written by `kiln compare
+    /// --save-calibration` or found in the cache directory), instead of calibrating at run time.
+    public var calibrationFile: String?
 
     /// How calibration turns observed activations into int8 thresholds.
     public enum CalibrationMethod: String, Sendable, CaseIterable, Hashable {
@@ -131,6 +137,8 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
                 throw EngineError.invalidOption(key: name, value: value, accepted: "an integer of at least 1")
             }
             calibrationBatches = n
+        case .calibrationFile:
+            calibrationFile = value.isEmpty ? nil : value
         case .calibrationMethod:
             guard let m = CalibrationMethod(rawValue: value.lowercased()) else {
                 throw EngineError.invalidOption(key: name, value: value, accepted: CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))
@@ -155,6 +163,7 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
             Key.calibrationMethod.shortName: calibrationMethod.rawValue,
         ]
         if !floatNodes.isEmpty { v[Key.floatNodes.shortName] = floatNodes.sorted().joined(separator: ",") }
+        if let calibrationFile { v[Key.calibrationFile.shortName] = calibrationFile }
         if !excludedOps.isEmpty { v[Key.exclude.shortName] = excludedOps.sorted().joined(separator: ",") }
         if let cacheDirectory { v[Key.cacheDirectory.shortName] = cacheDirectory }
         return v

@@ -118,6 +118,25 @@ import Testing
         #expect(again is EnginePlan)
     }
 
+    /// A table saved to a file is used as is (`calibration_file`); a missing file is an error naming it.
+    @Test func int8ReadsACalibrationFile() throws {
+        let (_, bound) = try Self.resnet()
+        let calibrator = try Calibrator(graph: bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants, method: .minMax)
+        _ = try calibrator.observe(bound.inputs)
+        let dir = try temporaryDirectory("calibration-file")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/table.json"
+        try calibrator.table().save(to: file)
+        var options = EngineOptions(precision: .int8)
+        options.calibrationFile = file
+        let plan = try #require(try CPUEngine(options: options).compile(bound.graph, shapes: bound.shapes, types: bound.types,
+                                                                        constants: bound.constants) as? EnginePlan)
+        #expect(plan.report.precision == "int8" && plan.report.primitives.contains { $0.kind == "convolution (int8)" })
+        options.calibrationFile = dir + "/missing.json"
+        #expect { try CPUEngine(options: options).compile(bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants) }
+            throws: { "\($0)".contains("missing.json") }
+    }
+
     @Test func int8WithoutRangesRunsFP32AndSaysSo() throws {
         let (_, bound) = try Self.resnet()
         let plan = try bound.engine(EngineOptions(precision: .int8))
