@@ -98,13 +98,14 @@ func main() throws {
     }
     print("model \(o.prefix), batch \(o.batch), \(graph.nodes.filter { !$0.isVariable }.count) ops, OMP_WAIT_POLICY=\(ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "unset")")
 
+    let benchOptions = try EngineOptions(environment: ProcessInfo.processInfo.environment)
     // With a cache directory: first thing in this process (oneDNN cold), a compile through the disk
     // cache alone (a miss the first time the directory is used, a hit in the next process), then again.
     var t = clock.now
     if let cache = o.cache {
         for attempt in 1...2 {
             t = clock.now
-            let p = try CPUEngine(options: EngineOptions(cacheDirectory: cache), usesProcessCache: false)
+            let p = try CPUEngine(options: { var x = benchOptions; x.cacheDirectory = cache; return x }(), usesProcessCache: false)
                 .compilePlan(graph, shapes: shapes, types: types, constants: weights)
             print("engine compile through the disk cache (\(attempt)\(attempt == 1 ? ", first in process" : "")): \(ms(seconds(clock.now - t))) [\(p.report.cache)]  [key+load or passes \(ms(p.report.optimizeSeconds)), lower \(ms(p.report.lowerSeconds))]")
         }
@@ -113,18 +114,31 @@ func main() throws {
     let framework = try OpByOpBackend.framework.compile(graph, shapes: shapes, types: types, constants: weights)
     print("framework compile: \(ms(seconds(clock.now - t)))")
     t = clock.now
-    let engine = try CPUEngine().compilePlan(graph, shapes: shapes, types: types, constants: weights)
+    var calibration: CalibrationTable?
+    if benchOptions.precision == .int8 {
+        // Calibrated on batches like the one timed (the input file's, or random ones).
+        let calibrator = try Calibrator(graph: graph, shapes: shapes, types: types, constants: weights,
+                                        method: benchOptions.calibrationMethod == .minmax ? .minMax : .entropy)
+        for k in 0..<benchOptions.calibrationBatches {
+            var batch = inputs
+            if k > 0 { batch["data"] = NDArray.randomNormal(shape: Shape([o.batch] + o.sample), seed: UInt64(100 + k)) }
+            _ = try calibrator.observe(batch)
+        }
+        calibration = calibrator.table()
+    }
+    let engine = try CPUEngine(options: benchOptions, calibration: calibration).compilePlan(graph, shapes: shapes, types: types, constants: weights)
+    for note in engine.report.notes { print("note: \(note)") }
     print("engine compile, no disk cache (\(engine.report.cache)): \(ms(seconds(clock.now - t)))  [passes \(ms(engine.report.optimizeSeconds)), lower \(ms(engine.report.lowerSeconds))]")
     var later: [Double] = []
     for _ in 0..<5 {
         t = clock.now
-        let again = try CPUEngine().compilePlan(graph, shapes: shapes, types: types, constants: weights)
+        let again = try CPUEngine(options: benchOptions, calibration: calibration).compilePlan(graph, shapes: shapes, types: types, constants: weights)
         later.append(seconds(clock.now - t))
         precondition(again.report.cache == .memoryHit)
     }
     print("engine compile again in process (memoryHit): median \(ms(median(later))), min \(ms(later.min() ?? 0))")
     t = clock.now
-    let unshared = try CPUEngine(usesProcessCache: false).compilePlan(graph, shapes: shapes, types: types, constants: weights)
+    let unshared = try CPUEngine(options: benchOptions, usesProcessCache: false, calibration: calibration).compilePlan(graph, shapes: shapes, types: types, constants: weights)
     print("engine compile again without any cache (oneDNN's primitive cache warm): \(ms(seconds(clock.now - t)))  [passes \(ms(unshared.report.optimizeSeconds)), lower \(ms(unshared.report.lowerSeconds))]")
     for p in engine.report.passes { print("  pass \(p)") }
     print("engine: \(engine.report.graphOps) ops -> \(engine.report.optimizedOps) ops, \(engine.report.primitives.count) primitives (\(engine.report.borderReorders) border reorders, \(engine.report.innerReorders) inner); arena \(engine.report.arenaBytes) bytes vs \(engine.report.intermediateBytes) bytes of intermediates; constants \(engine.report.constantBytes) bytes")
@@ -166,10 +180,10 @@ func main() throws {
     for b in o.batches {
         let (s, ty, _) = try model.bind(batch: b)
         t = clock.now
-        _ = try CPUEngine().compilePlan(graph, shapes: s, types: ty, constants: weights)
+        _ = try CPUEngine(options: benchOptions, calibration: calibration).compilePlan(graph, shapes: s, types: ty, constants: weights)
         let first = seconds(clock.now - t)
         t = clock.now
-        _ = try CPUEngine().compilePlan(graph, shapes: s, types: ty, constants: weights)
+        _ = try CPUEngine(options: benchOptions, calibration: calibration).compilePlan(graph, shapes: s, types: ty, constants: weights)
         print("batch \(b): compile \(ms(first)) for the new shape, \(ms(seconds(clock.now - t))) when bound again")
     }
 }

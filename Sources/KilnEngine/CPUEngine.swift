@@ -1,3 +1,4 @@
+import CDNNL
 import Foundation
 import KilnCore
 import KilnGraph
@@ -30,9 +31,59 @@ public struct CPUEngine: Backend {
     /// Whether compiled plans are shared through the process's plan cache.
     public let usesProcessCache: Bool
 
-    public init(options: EngineOptions = EngineOptions(), usesProcessCache: Bool = true) {
+    /// For int8: the activation ranges to quantize with. Without one, ``compile(_:shapes:types:constants:)``
+    /// returns a ``CalibratingPlan`` that collects them over the first
+    /// ``EngineOptions/calibrationBatches`` batches (or finds them in the cache directory).
+    public var calibration: CalibrationTable?
+
+    public init(options: EngineOptions = EngineOptions(), usesProcessCache: Bool = true, calibration: CalibrationTable? = nil) {
         self.options = options
         self.usesProcessCache = usesProcessCache
+        self.calibration = calibration
+    }
+
+    /// The calibration table's method for the options' choice.
+    var calibrationMethod: CalibrationTable.Method { options.calibrationMethod == .minmax ? .minMax : .entropy }
+
+    /// Whether this CPU computes in bfloat16 natively (AVX512_BF16 or AMX), as oneDNN dispatches.
+    public static var hasNativeBF16: Bool {
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        let bf16 = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        return isa & bf16 == bf16
+    }
+
+    /// Whether this CPU has int8 dot products (AVX512_VNNI, AVX_VNNI or AMX), as oneDNN dispatches.
+    public static var hasInt8DotProducts: Bool {
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        let vnni = dnnl_cpu_isa_avx512_core_vnni.rawValue, avxVNNI = dnnl_cpu_isa_avx2_vnni.rawValue
+        return isa & vnni == vnni || isa & avxVNNI == avxVNNI
+    }
+
+    /// The numerics a compile uses and what the report should say about them.
+    func numerics() throws -> (LoweringNumerics, notes: [String]) {
+        switch options.precision {
+        case .fp32:
+            return (.fp32, [])
+        case .bf16:
+            guard Self.hasNativeBF16 else {
+                return (.fp32, ["bf16 was asked for, but this CPU has no AVX512_BF16: the group runs in fp32"])
+            }
+            return (LoweringNumerics(mode: .bf16), [])
+        case .int8:
+            var notes: [String] = []
+            let table = try calibration ?? options.calibrationFile.map { try CalibrationTable.load(from: $0) }
+            let ranges = (table?.ranges ?? [:]).mapValues { LoweringNumerics.Range(min: $0.min, threshold: $0.threshold) }
+            if ranges.isEmpty { notes.append("int8 was asked for without a calibration table: every op runs in fp32") }
+            if !Self.hasInt8DotProducts { notes.append("this CPU has no VNNI: int8 runs, but slower than it could") }
+            return (LoweringNumerics(mode: .int8, ranges: ranges, floatNodes: options.floatNodes), notes)
+        }
+    }
+
+    /// The numerics as text for the cache key (int8 ranges included: other ranges, another plan).
+    func numericsKey(_ n: LoweringNumerics) -> String {
+        guard n.mode == .int8 else { return n.mode == .bf16 ? "bf16" : "" }
+        let ranges = n.ranges.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.min.bitPattern),\($0.value.threshold.bitPattern)" }
+        return "int8 " + ranges.joined(separator: ";") + " fp32 " + n.floatNodes.sorted().joined(separator: ",")
     }
 
     public var name: String { "cpu" }
@@ -41,8 +92,23 @@ public struct CPUEngine: Backend {
     public func support(_ query: SupportQuery) -> Support { CPUCapabilities.table.support(query) }
 
     /// Compiles `graph` into an ``EnginePlan`` (see ``compilePlan(_:shapes:types:constants:)``).
+    /// With int8 and no ``calibration``, the table is looked up in the cache directory (keyed by the
+    /// graph, shapes, weights, method and batch count) and otherwise collected by a ``CalibratingPlan``.
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
-        try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        guard options.precision == .int8, calibration == nil else {
+            return try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
+        if options.calibrationFile != nil {
+            return try compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
+        let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: constants, method: calibrationMethod,
+                                           batches: options.calibrationBatches)
+        if let directory = options.cacheDirectory, let table = try CalibrationTable.cached(in: directory, key: key) {
+            var engine = self
+            engine.calibration = table
+            return try engine.compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        }
+        return try CalibratingPlan(engine: self, graph: graph, shapes: shapes, types: types, constants: constants, key: key)
     }
 
     /// Compiles `graph` (every op node of which the engine supports) into a plan; see the type's notes.
@@ -52,7 +118,11 @@ public struct CPUEngine: Backend {
         let start = clock.now
         var report = EngineReport()
         report.graphOps = graph.nodes.filter { !$0.isVariable }.count
-        let key = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options)
+        let (numerics, notes) = try numerics()
+        report.notes = notes
+        report.precision = numerics.mode == .bf16 ? "bf16" : numerics.mode == .int8 ? "int8" : "fp32"
+        let key = CacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants, options: options,
+                                   numerics: numericsKey(numerics))
         report.cacheKey = SHA256.hex(key)
         let keyed = clock.now
         if usesProcessCache, let core = MemoryPlanCache.shared.core(for: key) {
@@ -78,7 +148,7 @@ public struct CPUEngine: Backend {
             let loadedAt = clock.now
             report.optimizeSeconds = Self.seconds(loadedAt - start)
             do {
-                let core = try CompiledCore(ir: ir, report: report)
+                let core = try CompiledCore(ir: ir, report: report, numerics: numerics)
                 if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
                 return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: loadedAt, clock: clock)
             } catch {
@@ -99,7 +169,7 @@ public struct CPUEngine: Backend {
         }
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)
-        let core = try CompiledCore(ir: ir, report: report)
+        let core = try CompiledCore(ir: ir, report: report, numerics: numerics)
         if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
         return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: optimizedAt, clock: clock)
     }

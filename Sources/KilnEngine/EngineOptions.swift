@@ -7,11 +7,15 @@ import KilnGraph
 ///
 /// | option | short name | environment variable | values |
 /// |---|---|---|---|
-/// | ``precision`` | `precision` | `KILN_ENGINE_PRECISION` | `fp32` (bf16 and int8 come later) |
+/// | ``precision`` | `precision` | `KILN_ENGINE_PRECISION` | `fp32` (default), `bf16`, `int8` |
 /// | ``minGroupSize`` | `min_group` | `KILN_ENGINE_MIN_GROUP` | an integer of at least 1 (default 2) |
 /// | ``excludedOps`` | `exclude` | `KILN_ENGINE_EXCLUDE` | op names, comma-separated |
 /// | ``cacheDirectory`` | `cache_dir` | `KILN_ENGINE_CACHE_DIR` | a directory; empty for no cache |
 /// | ``verbose`` | `verbose` | `KILN_ENGINE_VERBOSE` | `0`, `1`, `true`, `false` |
+/// | ``floatNodes`` | `fp32_nodes` | `KILN_ENGINE_FP32_NODES` | node names kept in fp32 under int8, comma-separated |
+/// | ``calibrationBatches`` | `calibration_batches` | `KILN_ENGINE_CALIBRATION_BATCHES` | batches observed before int8 compiles (default 10) |
+/// | ``calibrationMethod`` | `calibration` | `KILN_ENGINE_CALIBRATION` | `entropy` (default), `minmax` |
+/// | ``calibrationFile`` | `calibration_file` | `KILN_ENGINE_CALIBRATION_FILE` | a calibration table (JSON) to use instead of calibrating |
 ///
 /// ```
 /// let options = try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": "fp32", "min_group": "3"])
@@ -19,12 +23,21 @@ import KilnGraph
 public struct EngineOptions: Sendable, Equatable, Hashable {
     /// Numeric precision of the engine's kernels.
     public enum Precision: String, Sendable, CaseIterable, Hashable {
+        /// 32-bit floats throughout.
         case fp32
+        /// bfloat16 weights and activations inside groups (fp32 accumulation, fp32 at the borders), on
+        /// CPUs with AVX512_BF16; elsewhere the engine runs fp32 and says so in its report.
+        case bf16
+        /// Calibrated int8: per-channel s8 weights, activations u8/s8 with scales from a calibration
+        /// table (see ``CPUEngine/calibration``); ops without a calibrated range stay in fp32.
+        case int8
     }
 
     /// One option's names.
     public enum Key: String, Sendable, CaseIterable {
         case precision, minGroup = "min_group", exclude, cacheDirectory = "cache_dir", verbose
+        case floatNodes = "fp32_nodes", calibrationBatches = "calibration_batches", calibrationMethod = "calibration"
+        case calibrationFile = "calibration_file"
 
         /// The short name, as in an engine node's attributes.
         public var shortName: String { rawValue }
@@ -47,6 +60,23 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     public var cacheDirectory: String?
     /// Whether compiling prints a summary of each group to standard error.
     public var verbose: Bool = false
+    /// With int8: node names kept in fp32 (layers whose int8 error is too large).
+    public var floatNodes: Set<String> = []
+    /// With int8 and no calibration table at hand: how many batches run in fp32 while activation
+    /// ranges are collected, before the int8 plan is compiled (MXNet's `calib_batches`).
+    public var calibrationBatches: Int = 10
+    /// How activation ranges become thresholds: `entropy` (KL divergence, TensorRT's and MXNet's
+    /// default) or `minmax`.
+    public var calibrationMethod: CalibrationMethod = .entropy
+
+    /// With int8: a calibration table file to quantize with (as written by `kiln compare
+    /// --save-calibration` or found in the cache directory), instead of calibrating at run time.
+    public var calibrationFile: String?
+
+    /// How calibration turns observed activations into int8 thresholds.
+    public enum CalibrationMethod: String, Sendable, CaseIterable, Hashable {
+        case entropy, minmax
+    }
 
     public init(precision: Precision = .fp32, minGroupSize: Int = 2, excludedOps: Set<String> = [],
                 cacheDirectory: String? = nil, verbose: Bool = false) {
@@ -80,9 +110,7 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
         switch key {
         case .precision:
             guard let p = Precision(rawValue: value.lowercased()) else {
-                let later = ["bf16", "int8"].contains(value.lowercased()) ? " (\(value) comes with a later issue)" : ""
-                throw EngineError.invalidOption(key: name, value: value,
-                                                accepted: Precision.allCases.map(\.rawValue).joined(separator: ", ") + later)
+                throw EngineError.invalidOption(key: name, value: value, accepted: Precision.allCases.map(\.rawValue).joined(separator: ", "))
             }
             precision = p
         case .minGroup:
@@ -102,6 +130,20 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
             excludedOps = ops
         case .cacheDirectory:
             cacheDirectory = value.isEmpty ? nil : value
+        case .floatNodes:
+            floatNodes = Set(value.split(separator: ",").map { String($0).trimmingWhitespace }.filter { !$0.isEmpty })
+        case .calibrationBatches:
+            guard let n = Int(value), n >= 1 else {
+                throw EngineError.invalidOption(key: name, value: value, accepted: "an integer of at least 1")
+            }
+            calibrationBatches = n
+        case .calibrationFile:
+            calibrationFile = value.isEmpty ? nil : value
+        case .calibrationMethod:
+            guard let m = CalibrationMethod(rawValue: value.lowercased()) else {
+                throw EngineError.invalidOption(key: name, value: value, accepted: CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            calibrationMethod = m
         case .verbose:
             switch value.lowercased() {
             case "1", "true", "yes", "on": verbose = true
@@ -117,7 +159,11 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
             Key.precision.shortName: precision.rawValue,
             Key.minGroup.shortName: String(minGroupSize),
             Key.verbose.shortName: verbose ? "1" : "0",
+            Key.calibrationBatches.shortName: String(calibrationBatches),
+            Key.calibrationMethod.shortName: calibrationMethod.rawValue,
         ]
+        if !floatNodes.isEmpty { v[Key.floatNodes.shortName] = floatNodes.sorted().joined(separator: ",") }
+        if let calibrationFile { v[Key.calibrationFile.shortName] = calibrationFile }
         if !excludedOps.isEmpty { v[Key.exclude.shortName] = excludedOps.sorted().joined(separator: ",") }
         if let cacheDirectory { v[Key.cacheDirectory.shortName] = cacheDirectory }
         return v

@@ -18,13 +18,28 @@ import Testing
         #expect(a.minGroupSize == 3 && a.excludedOps == ["elemwise_add", "Pooling"] && a.cacheDirectory == "/tmp/x" && a.verbose)
     }
 
-    /// bf16 and int8 are the next issue: refused with the accepted values listed.
-    @Test(arguments: ["bf16", "int8", "fp16", ""])
-    func onlyFP32PrecisionIsAccepted(value: String) {
+    /// fp32, bf16 and int8 are accepted (any case); anything else is refused with the accepted values listed.
+    @Test(arguments: ["fp16", "", "int4"])
+    func unknownPrecisionIsRefused(value: String) {
         #expect { try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": value]) } throws: { e in
             let m = "\(e)"
-            return m.contains("KILN_ENGINE_PRECISION=\(value)") && m.contains("accepted values: fp32")
+            return m.contains("KILN_ENGINE_PRECISION=\(value)") && m.contains("accepted values: fp32, bf16, int8")
         }
+    }
+
+    @Test(arguments: [("fp32", EngineOptions.Precision.fp32), ("BF16", .bf16), ("int8", .int8)])
+    func precisionsAreParsed(text: String, precision: EngineOptions.Precision) throws {
+        #expect(try EngineOptions(parsing: ["precision": text]).precision == precision)
+    }
+
+    @Test func int8OptionsRoundTripThroughTheCompactForm() throws {
+        let o = try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": "int8", "KILN_ENGINE_CALIBRATION_BATCHES": "4",
+                                            "KILN_ENGINE_CALIBRATION": "minmax", "KILN_ENGINE_FP32_NODES": "conv0, dense0"])
+        #expect(o.calibrationBatches == 4 && o.calibrationMethod == .minmax && o.floatNodes == ["conv0", "dense0"])
+        #expect(o.compact == "precision=int8;fp32_nodes=conv0,dense0;calibration_batches=4;calibration=minmax")
+        #expect(try EngineOptions(compact: o.compact) == o)
+        #expect { try EngineOptions(parsing: ["calibration_batches": "0"]) } throws: { "\($0)".contains("at least 1") }
+        #expect { try EngineOptions(parsing: ["calibration": "kl"]) } throws: { "\($0)".contains("entropy, minmax") }
     }
 
     @Test(arguments: ["0", "-1", "two", "1.5"])
@@ -67,7 +82,7 @@ import Testing
         #expect(o.compact == "precision=fp32;min_group=3;exclude=Pooling,softmax;cache_dir=/tmp/c;verbose=1")
         #expect(try EngineOptions(compact: o.compact) == o)
         #expect(try EngineOptions(compact: "") == EngineOptions())
-        #expect { try EngineOptions(compact: "precision=bf16") } throws: { "\($0)".contains("accepted values: fp32") }
+        #expect { try EngineOptions(compact: "precision=fp16") } throws: { "\($0)".contains("accepted values: fp32, bf16, int8") }
         #expect { try EngineOptions(compact: "fp32") } throws: { "\($0)".contains("key=value") }
     }
 }

@@ -20,7 +20,7 @@ import Synchronization
 enum CacheKey {
     /// The key of a group compiled with these shapes, types, constants and options, as 32 bytes.
     static func compute(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray],
-                        options: EngineOptions) -> [UInt8] {
+                        options: EngineOptions, numerics: String = "") -> [UInt8] {
         // The graph's description as bytes: integers as 8 little-endian bytes, strings as their length
         // and UTF-8, so no two descriptions run together. Hashed with Hash128; the key is SHA-256 over
         // that digest and the rest.
@@ -67,6 +67,7 @@ enum CacheKey {
         h.update("kiln-engine-plan format \(PlanFile.formatVersion)\ngraph ")
         h.update(text.withUnsafeBytes { Hash128.hash($0) })
         h.update("\noptions \(options.compiledForm)\ncpu \(cpuFeatures)\nonednn \(oneDNNVersion)\n")
+        if !numerics.isEmpty { h.update("numerics \(numerics)\n") }
         return h.digest
     }
 

@@ -28,26 +28,40 @@ enum EngineDNNL {
     }
 
     /// A descriptor letting the primitive choose the layout.
-    static func any(_ dims: [Int], node: String) throws -> dnnl_memory_desc_t {
-        try tagged(dims, tag: dnnl_format_tag_any, node: node)
+    static func any(_ dims: [Int], type: dnnl_data_type_t = dnnl_f32, node: String) throws -> dnnl_memory_desc_t {
+        try tagged(dims, tag: dnnl_format_tag_any, type: type, node: node)
     }
 
-    static func tagged(_ dims: [Int], tag: dnnl_format_tag_t, node: String) throws -> dnnl_memory_desc_t {
+    static func tagged(_ dims: [Int], tag: dnnl_format_tag_t, type: dnnl_data_type_t = dnnl_f32, node: String) throws -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         var d = dims.map { Int64($0) }
         if d.isEmpty { d = [1] }
-        let status = d.withUnsafeBufferPointer { dnnl_memory_desc_init_by_tag(&md, Int32(d.count), $0.baseAddress, dnnl_f32, tag) }
+        let status = d.withUnsafeBufferPointer { dnnl_memory_desc_init_by_tag(&md, Int32(d.count), $0.baseAddress, type, tag) }
         try check(status, "dnnl_memory_desc_init_by_tag(\(dims))", node: node)
         return md
     }
 
-    /// Primitive attributes with the user-managed scratchpad and the given post-ops.
-    static func attributes(postOps: [EngineIR.PostOp] = [], node: String) throws -> dnnl_primitive_attr_t {
+    /// Quantization attributes of one primitive (int8 lowering): output scales (one for all, or one per
+    /// channel along `mask`'s axes) and the scale and type of a `sum` post-op's operand.
+    struct Scaling {
+        var output: [Float] = []
+        var outputMask: Int32 = 0
+        var sum: Float = 1
+        var sumType: dnnl_data_type_t = dnnl_data_type_undef
+    }
+
+    /// Primitive attributes with the user-managed scratchpad, the given post-ops and scaling.
+    static func attributes(postOps: [EngineIR.PostOp] = [], scaling: Scaling = Scaling(), node: String) throws -> dnnl_primitive_attr_t {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create", node: node)
         guard let attr else { throw EngineError.dnnl(call: "dnnl_primitive_attr_create", status: 5, node: node) }
         do {
             try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode", node: node)
+            if !scaling.output.isEmpty {
+                try check(scaling.output.withUnsafeBufferPointer {
+                    dnnl_primitive_attr_set_output_scales(attr, Int64($0.count), scaling.outputMask, $0.baseAddress)
+                }, "dnnl_primitive_attr_set_output_scales", node: node)
+            }
             if !postOps.isEmpty {
                 var ops: dnnl_post_ops_t?
                 try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create", node: node)
@@ -55,7 +69,7 @@ enum EngineDNNL {
                 defer { dnnl_post_ops_destroy(ops) }
                 for p in postOps {
                     switch p {
-                    case .sum: try check(dnnl_post_ops_append_sum(ops, 1), "dnnl_post_ops_append_sum", node: node)
+                    case .sum: try check(dnnl_post_ops_append_sum_v2(ops, scaling.sum, scaling.sumType), "dnnl_post_ops_append_sum", node: node)
                     case let .eltwise(e):
                         try check(dnnl_post_ops_append_eltwise(ops, 1, e.algorithm.dnnl, e.alpha, e.beta),
                                   "dnnl_post_ops_append_eltwise(\(e.algorithm.rawValue))", node: node)
@@ -71,11 +85,11 @@ enum EngineDNNL {
     }
 
     /// A primitive from an op descriptor built by `initialize` (a `dnnl_*_desc_init` call).
-    static func primitive<Desc>(_ empty: Desc, postOps: [EngineIR.PostOp] = [], node: String, what: String,
+    static func primitive<Desc>(_ empty: Desc, postOps: [EngineIR.PostOp] = [], scaling: Scaling = Scaling(), node: String, what: String,
                                 _ initialize: (UnsafeMutablePointer<Desc>) -> dnnl_status_t) throws -> DNNLPrimitive {
         var desc = empty
         try check(initialize(&desc), "\(what) descriptor init", node: node)
-        let attr = try attributes(postOps: postOps, node: node)
+        let attr = try attributes(postOps: postOps, scaling: scaling, node: node)
         defer { dnnl_primitive_attr_destroy(attr) }
         var pd: dnnl_primitive_desc_t?
         let engine = try engine(node: node)
@@ -87,9 +101,9 @@ enum EngineDNNL {
     }
 
     /// A reorder from one layout to another (with the user scratchpad).
-    static func reorder(from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t, node: String) throws -> DNNLPrimitive {
+    static func reorder(from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t, scaling: Scaling = Scaling(), node: String) throws -> DNNLPrimitive {
         var from = source, to = target
-        let attr = try attributes(node: node)
+        let attr = try attributes(scaling: scaling, node: node)
         defer { dnnl_primitive_attr_destroy(attr) }
         let engine = try engine(node: node)
         var pd: dnnl_primitive_desc_t?
@@ -137,6 +151,13 @@ enum EngineDNNL {
         }
         if !inner.isEmpty { name += "+" + inner.joined() }
         return name
+    }
+
+    /// The same layout holding another data type (activations only: no extra flags).
+    static func retyped(_ md: dnnl_memory_desc_t, _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+        var m = md
+        m.data_type = type
+        return m
     }
 
     /// `dims` as the int64 array oneDNN's descriptor initializers read.

@@ -40,7 +40,32 @@ struct PlannedBuffer {
     var kind: Kind
     var desc: dnnl_memory_desc_t
     var label: String
+    /// What a stored number is per real one: 1 for f32 and bf16; for int8 the quantization scale
+    /// (stored = round(real * scale)).
+    var scale: Float = 1
     var bytes: Int { DNNL.size(desc) }
+    var isQuantized: Bool { desc.data_type == dnnl_s8 || desc.data_type == dnnl_u8 }
+}
+
+/// How the lowering represents numbers inside a group (see ``EngineOptions/precision``).
+struct LoweringNumerics: Sendable {
+    enum Mode: Sendable, Equatable { case fp32, bf16, int8 }
+    /// A calibrated value's range: its minimum and the |x| threshold it is quantized over.
+    struct Range: Sendable, Equatable {
+        var min: Float
+        var threshold: Float
+    }
+
+    var mode: Mode = .fp32
+    /// For int8: activation ranges by value name (the producing node's name, or the input's).
+    var ranges: [String: Range] = [:]
+    /// For int8: nodes kept in fp32 by the user.
+    var floatNodes: Set<String> = []
+
+    static let fp32 = LoweringNumerics()
+
+    /// The type activations of conv and FC take inside a group (int8 picks per value).
+    var activationType: dnnl_data_type_t { mode == .bf16 ? dnnl_bf16 : dnnl_f32 }
 }
 
 /// One primitive execution.
@@ -74,6 +99,7 @@ final class OwnedBytes: @unchecked Sendable {
 final class Lowerer {
     let ir: EngineIR
     let stream: DNNLStream
+    let numerics: LoweringNumerics
     private(set) var buffers: [PlannedBuffer] = []
     private(set) var steps: [PlannedStep] = []
     private(set) var owned: [OwnedBytes] = []
@@ -83,9 +109,10 @@ final class Lowerer {
     private var lastUse: [Int: Int] = [:]
     private var current = 0
 
-    init(ir: EngineIR, stream: DNNLStream) {
+    init(ir: EngineIR, stream: DNNLStream, numerics: LoweringNumerics = .fp32) {
         self.ir = ir
         self.stream = stream
+        self.numerics = numerics
     }
 
     func lower() throws {
@@ -111,9 +138,59 @@ final class Lowerer {
 
     // MARK: Buffers
 
-    private func add(_ kind: PlannedBuffer.Kind, _ desc: dnnl_memory_desc_t, label: String) -> Int {
-        buffers.append(PlannedBuffer(kind: kind, desc: desc, label: label))
+    private func add(_ kind: PlannedBuffer.Kind, _ desc: dnnl_memory_desc_t, label: String, scale: Float = 1) -> Int {
+        buffers.append(PlannedBuffer(kind: kind, desc: desc, label: label, scale: scale))
         return buffers.count - 1
+    }
+
+    // MARK: int8
+
+    /// The calibrated range of value `v`, when int8 lowering may quantize it.
+    private func range(_ v: Int) -> LoweringNumerics.Range? {
+        guard numerics.mode == .int8, let r = numerics.ranges[ir.values[v].name], r.threshold > 0, r.threshold.isFinite else { return nil }
+        return r
+    }
+
+    /// The int8 type value `v` is stored in: u8 when calibration saw nothing negative.
+    private func quantizedType(_ v: Int) -> dnnl_data_type_t {
+        if let b = valueBuffer[v], buffers[b].isQuantized { return buffers[b].desc.data_type }
+        return (range(v)?.min ?? -1) >= 0 ? dnnl_u8 : dnnl_s8
+    }
+
+    /// The scale of value `v` stored as `type`: 1 unless int8, then the full int8 range over its threshold.
+    private func scale(of v: Int, as type: dnnl_data_type_t) -> Float {
+        if let b = valueBuffer[v], buffers[b].isQuantized, buffers[b].desc.data_type == type { return buffers[b].scale }
+        guard type == dnnl_u8 || type == dnnl_s8, let r = range(v) else { return 1 }
+        return (type == dnnl_u8 ? 255 : 127) / r.threshold
+    }
+
+    /// Whether a conv or FC runs in int8: its input and output calibrated and the user did not keep it in fp32.
+    private func runsInt8(_ op: EngineIR.Op) -> Bool {
+        guard numerics.mode == .int8, range(op.inputs[0]) != nil,
+              !([op.name] + op.fused).contains(where: numerics.floatNodes.contains) else { return false }
+        // Post-ops act on stored (scaled) numbers: only ReLU gives the same answer there.
+        return op.postOps.allSatisfy { p in
+            if case let .eltwise(e) = p { return e.algorithm == .relu && e.alpha == 0 }
+            return true
+        }
+    }
+
+    /// A descriptor for value `v` read by an op computing in floats: int8 values are read as f32.
+    private func floatView(_ desc: dnnl_memory_desc_t) -> dnnl_memory_desc_t {
+        desc.data_type == dnnl_s8 || desc.data_type == dnnl_u8 ? EngineDNNL.retyped(desc, dnnl_f32) : desc
+    }
+
+    /// Per-output-channel symmetric int8 scales of a weight (channels on axis 0): 127 / max |w_c|.
+    private func weightScales(_ v: Int, channels: Int) throws -> [Float] {
+        guard let w = ir.values[v].constant, channels > 0, w.shape.elementCount % channels == 0 else {
+            throw EngineError.missingConstant(node: "int8 weights", input: ir.values[v].name)
+        }
+        let values = w.floats(), per = w.shape.elementCount / channels
+        return (0..<channels).map { c in
+            var m: Float = 0
+            for i in (c * per)..<((c + 1) * per) { m = max(m, abs(values[i])) }
+            return m > 0 ? 127 / m : 1
+        }
     }
 
     /// The buffer a view or buffer finally reads.
@@ -160,7 +237,7 @@ final class Lowerer {
             target = add(.owned(owned.count - 1), desc, label: value.name + " (reordered)")
             try reorderNow(from: buffers[b].desc, pointer: try ownedPointer(b), to: desc, pointer: bytes.pointer, node: value.name)
         } else {
-            target = add(.arena, desc, label: value.name + " (reordered)")
+            target = add(.arena, desc, label: value.name + " (reordered)", scale: scale(of: v, as: desc.data_type))
             try addReorder(from: b, to: target, role: value.inputName != nil ? .borderReorder : .innerReorder, label: "reorder \(value.name)")
         }
         reordered.append((v, target))
@@ -183,22 +260,37 @@ final class Lowerer {
     /// The destination of `op` in layout `desc`. With a `sum` post-op it must start out holding the
     /// residual: the residual's own buffer when nothing reads it later (the conv then adds in
     /// place), else a copy.
-    private func destination(_ op: EngineIR.Op, _ desc: dnnl_memory_desc_t, sources: [Int] = []) throws -> Int {
+    private func destination(_ op: EngineIR.Op, _ desc: dnnl_memory_desc_t, sources: [Int] = [], scale: Float = 1) throws -> Int {
         let d: Int
-        if let r = op.postOps.lazy.compactMap({ p -> Int? in if case let .sum(v) = p { return v } else { return nil } }).first {
-            let rb = try buffer(for: r)
-            if rb == root(rb), buffers[rb].kind == .arena, DNNL.equal(buffers[rb].desc, desc), canOverwrite(rb),
-               !sources.contains(where: { root($0) == rb }) {
+        if let r = residual(of: op) {
+            if let rb = try residualInPlace(op, desc, sources: sources) {
                 d = rb
+                // The residual's bytes become the output's: from here on they hold the output's scale.
+                buffers[rb].scale = scale
             } else {
-                d = add(.arena, desc, label: ir.values[op.output].name)
+                d = add(.arena, desc, label: ir.values[op.output].name, scale: scale)
                 try addReorder(from: try ensureReadable(r), to: d, role: .innerReorder, label: "residual \(ir.values[r].name) into \(op.name)")
             }
         } else {
-            d = add(.arena, desc, label: ir.values[op.output].name)
+            d = add(.arena, desc, label: ir.values[op.output].name, scale: scale)
         }
         valueBuffer[op.output] = d
         return d
+    }
+
+    /// The value a `sum` post-op of `op` adds, if any.
+    private func residual(of op: EngineIR.Op) -> Int? {
+        op.postOps.lazy.compactMap { p -> Int? in if case let .sum(v) = p { return v } else { return nil } }.first
+    }
+
+    /// The residual's buffer when `op` may write its output over it (same layout and type, nothing
+    /// reads it later, not one of the op's sources).
+    private func residualInPlace(_ op: EngineIR.Op, _ desc: dnnl_memory_desc_t, sources: [Int]) throws -> Int? {
+        guard let r = residual(of: op) else { return nil }
+        let rb = try buffer(for: r)
+        guard rb == root(rb), buffers[rb].kind == .arena, DNNL.equal(buffers[rb].desc, desc), canOverwrite(rb),
+              !sources.contains(where: { root($0) == rb }) else { return nil }
+        return rb
     }
 
     private func ensureReadable(_ v: Int) throws -> Int { try buffer(for: v) }
@@ -223,14 +315,18 @@ final class Lowerer {
     }
 
     private func addReorder(from source: Int, to target: Int, role: PlannedStep.Role, label: String) throws {
-        let p = try EngineDNNL.reorder(from: buffers[source].desc, to: buffers[target].desc, node: label)
+        // Requantizes on the way: stored numbers move from the source's scale to the target's.
+        let ratio = buffers[target].scale / buffers[source].scale
+        let scaling = ratio == 1 ? EngineDNNL.Scaling() : EngineDNNL.Scaling(output: [ratio])
+        let p = try EngineDNNL.reorder(from: buffers[source].desc, to: buffers[target].desc, scaling: scaling, node: label)
         try addStep(p, [(DNNLArg.from, source), (DNNLArg.to, target)], label: label, role: role, kind: "reorder")
     }
 
     /// Runs a reorder at compile (weights and constants into a primitive's layout).
     private func reorderNow(from source: dnnl_memory_desc_t, pointer src: UnsafeMutableRawPointer,
-                            to target: dnnl_memory_desc_t, pointer dst: UnsafeMutableRawPointer, node: String) throws {
-        let p = try EngineDNNL.reorder(from: source, to: target, node: node)
+                            to target: dnnl_memory_desc_t, pointer dst: UnsafeMutableRawPointer,
+                            scaling: EngineDNNL.Scaling = EngineDNNL.Scaling(), node: String) throws {
+        let p = try EngineDNNL.reorder(from: source, to: target, scaling: scaling, node: node)
         let a = try EngineDNNL.wrap(node) { try DNNLMemory(source, pointer: src, node: node) }
         let b = try EngineDNNL.wrap(node) { try DNNLMemory(target, pointer: dst, node: node) }
         var args: [(Int32, DNNLMemory)] = [(DNNLArg.from, a), (DNNLArg.to, b)]
@@ -241,7 +337,8 @@ final class Lowerer {
     }
 
     /// Weights reordered once into the layout a primitive chose, in bytes the plan owns.
-    private func packedWeights(_ v: Int, userDims: [Int], chosen: dnnl_memory_desc_t, node: String) throws -> Int {
+    private func packedWeights(_ v: Int, userDims: [Int], chosen: dnnl_memory_desc_t, scaling: EngineDNNL.Scaling = EngineDNNL.Scaling(),
+                               node: String) throws -> Int {
         guard let array = ir.values[v].constant else { throw EngineError.missingConstant(node: node, input: ir.values[v].name) }
         let user = try EngineDNNL.plain(userDims, node: node)
         guard array.dtype == .float32, array.byteCount == DNNL.size(user) else {
@@ -251,7 +348,7 @@ final class Lowerer {
         owned.append(bytes)
         try array.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
-            try reorderNow(from: user, pointer: UnsafeMutableRawPointer(mutating: base), to: chosen, pointer: bytes.pointer, node: node)
+            try reorderNow(from: user, pointer: UnsafeMutableRawPointer(mutating: base), to: chosen, pointer: bytes.pointer, scaling: scaling, node: node)
         }
         return add(.owned(owned.count - 1), chosen, label: ir.values[v].name + " (packed)")
     }
@@ -279,7 +376,7 @@ final class Lowerer {
         case let .batchNorm(spec):
             try batchNorm(op, spec, node: node)
         case let .eltwise(spec):
-            var md = buffers[try buffer(for: op.inputs[0])].desc
+            var md = floatView(buffers[try buffer(for: op.inputs[0])].desc)
             let p = try EngineDNNL.primitive(dnnl_eltwise_desc_t(), node: node, what: "eltwise") { d in
                 dnnl_eltwise_forward_desc_init(d, dnnl_forward_inference, spec.algorithm.dnnl, &md, spec.alpha, spec.beta)
             }
@@ -289,7 +386,7 @@ final class Lowerer {
         case .add:
             // Both operands in the layout of the one an op computed (inputs and constants are plain).
             let computed = op.inputs.first { if case .computed = ir.values[$0].origin { return true } else { return false } } ?? op.inputs[0]
-            var md = buffers[try buffer(for: computed)].desc
+            var md = floatView(buffers[try buffer(for: computed)].desc)
             let a = try ensure(op.inputs[0], md), b = try ensure(op.inputs[1], md)
             let p = try EngineDNNL.primitive(dnnl_binary_desc_t(), node: node, what: "binary add") { d in
                 dnnl_binary_desc_init(d, dnnl_binary_add, &md, &md, &md)
@@ -323,29 +420,71 @@ final class Lowerer {
         let c = input[1], o = spec.numFilter, g = spec.groups
         let perGroup = [o / g, c / g] + spec.kernel
         let weightDims = g > 1 ? [g] + perGroup : perGroup
-        var src = try EngineDNNL.any(input, node: node)
-        var weights = try EngineDNNL.any(weightDims, node: node)
+        let quantized = runsInt8(op)
+        let srcType = quantized ? quantizedType(op.inputs[0]) : numerics.activationType
+        let weightType = quantized ? dnnl_s8 : numerics.activationType
+        // Output in int8 when calibrated; an uncalibrated output stays f32 (and so does the residual it adds).
+        var dstType = numerics.activationType
+        if quantized, range(op.output) != nil {
+            dstType = quantizedType(op.output)
+            // Unless the residual is stored unsigned, the sum stays signed, so that its negative part survives.
+            if let r = residual(of: op), valueBuffer[r].map({ buffers[$0].desc.data_type }) != dnnl_u8 { dstType = dnnl_s8 }
+        }
+        var src = try EngineDNNL.any(input, type: srcType, node: node)
+        var weights = try EngineDNNL.any(weightDims, type: weightType, node: node)
         var bias = try EngineDNNL.plain([o], node: node)
-        var dst = try EngineDNNL.any(output, node: node)
+        var dst = try EngineDNNL.any(output, type: dstType, node: node)
         let strides = EngineDNNL.int64s(spec.stride), dilates = EngineDNNL.int64s(spec.dilate.map { $0 - 1 })
         let padding = EngineDNNL.int64s(spec.pad)
         let hasBias = spec.hasBias
-        let p = try EngineDNNL.primitive(dnnl_convolution_desc_t(), postOps: op.postOps, node: node, what: "convolution") { d in
-            if hasBias {
-                return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, &bias,
+
+        // int8: stored output = outputScale[c] * (sum of stored src * stored weights + bias[c] * srcScale * weightScale[c]).
+        let srcScale = quantized ? scale(of: op.inputs[0], as: srcType) : 1
+        let dstScale = scale(of: op.output, as: dstType)
+        let weightScales = quantized ? try weightScales(op.inputs[1], channels: o) : []
+        func make(sumScale: Float, sumType: dnnl_data_type_t) throws -> DNNLPrimitive {
+            var scaling = EngineDNNL.Scaling(sum: sumScale, sumType: sumType)
+            if quantized {
+                scaling.output = weightScales.map { dstScale / (srcScale * $0) }
+                scaling.outputMask = 1 << 1
+            }
+            return try EngineDNNL.primitive(dnnl_convolution_desc_t(), postOps: op.postOps, scaling: scaling, node: node, what: "convolution") { d in
+                if hasBias {
+                    return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, &bias,
+                                                                      &dst, strides, dilates, padding, padding)
+                }
+                return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, nil,
                                                                   &dst, strides, dilates, padding, padding)
             }
-            return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, nil,
-                                                              &dst, strides, dilates, padding, padding)
+        }
+        // The sum adds the residual as stored: in place it keeps its own scale, copied it is requantized first.
+        var p = try make(sumScale: 1, sumType: dnnl_data_type_undef)
+        let srcArg = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
+        if quantized, let r = residual(of: op), let rb = try residualInPlace(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: [srcArg]),
+           buffers[rb].scale != dstScale {
+            p = try make(sumScale: dstScale / buffers[rb].scale, sumType: buffers[rb].desc.data_type)
+            _ = r
+        }
+        var weightScaling = EngineDNNL.Scaling()
+        if quantized {
+            weightScaling.output = weightScales
+            weightScaling.outputMask = g > 1 ? 0b11 : 0b1
         }
         var args: [(Int32, Int)] = [
-            (DNNLArg.src, try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))),
-            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims,
-                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
+            (DNNLArg.src, srcArg),
+            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims, chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node),
+                                                scaling: weightScaling, node: node)),
         ]
-        if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }
-        args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1))))
-        try addStep(p, args, label: node, role: .compute, kind: "convolution")
+        if hasBias {
+            if quantized, let b = ir.values[op.inputs[2]].constant {
+                let values = b.floats()
+                args.append((DNNLArg.bias, try ownedVector(values.indices.map { values[$0] * srcScale * weightScales[$0] }, label: node + " bias (int8)")))
+            } else {
+                args.append((DNNLArg.bias, try ensure(op.inputs[2], bias)))
+            }
+        }
+        args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1), scale: dstScale)))
+        try addStep(p, args, label: node, role: .compute, kind: quantized ? "convolution (int8)" : "convolution")
     }
 
     private func innerProduct(_ op: EngineIR.Op, _ spec: InnerProductSpec, node: String, input: [Int], output: [Int]) throws {
@@ -361,12 +500,28 @@ final class Lowerer {
         let direct = spec.flatten && (3...5).contains(input.count)
         let sourceDims = direct ? input : [rows, k]
         let weightDims = direct ? [spec.numHidden] + input.dropFirst() : [spec.numHidden, k]
-        var src = direct ? buffers[try buffer(for: op.inputs[0])].desc : try EngineDNNL.plain(sourceDims, node: node)
-        var weights = try EngineDNNL.any(weightDims, node: node)
+        // int8 reads the input quantized and writes f32 (FC layers here are small: logits, heads).
+        let quantized = runsInt8(op)
+        let srcType = quantized ? quantizedType(op.inputs[0]) : numerics.activationType
+        var src: dnnl_memory_desc_t
+        if direct {
+            let produced = buffers[try buffer(for: op.inputs[0])].desc
+            src = EngineDNNL.retyped(produced, srcType)
+        } else {
+            src = try EngineDNNL.tagged(sourceDims, tag: DNNL.plainTag(rank: sourceDims.count), type: srcType, node: node)
+        }
+        var weights = try EngineDNNL.any(weightDims, type: quantized ? dnnl_s8 : numerics.activationType, node: node)
         var bias = try EngineDNNL.plain([spec.numHidden], node: node)
         var dst = try EngineDNNL.plain([rows, spec.numHidden], node: node)
         let hasBias = spec.hasBias
-        let p = try EngineDNNL.primitive(dnnl_inner_product_desc_t(), postOps: op.postOps, node: node, what: "inner product") { d in
+        let srcScale = quantized ? scale(of: op.inputs[0], as: srcType) : 1
+        let weightScales = quantized ? try weightScales(op.inputs[1], channels: spec.numHidden) : []
+        var scaling = EngineDNNL.Scaling()
+        if quantized {
+            scaling.output = weightScales.map { 1 / (srcScale * $0) }
+            scaling.outputMask = 1 << 1
+        }
+        let p = try EngineDNNL.primitive(dnnl_inner_product_desc_t(), postOps: op.postOps, scaling: scaling, node: node, what: "inner product") { d in
             if hasBias { return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, &bias, &dst) }
             return dnnl_inner_product_forward_desc_init(d, dnnl_forward_inference, &src, &weights, nil, &dst)
         }
@@ -374,22 +529,35 @@ final class Lowerer {
         if direct {
             source = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
         } else {
-            source = view(try ensure(op.inputs[0], try EngineDNNL.plain(input, node: node)), src, label: node + " rows")
+            let plainInput = try EngineDNNL.tagged(input, tag: DNNL.plainTag(rank: input.count), type: srcType, node: node)
+            source = view(try ensure(op.inputs[0], plainInput), src, label: node + " rows")
+        }
+        var weightScaling = EngineDNNL.Scaling()
+        if quantized {
+            weightScaling.output = weightScales
+            weightScaling.outputMask = 1
         }
         // MXNet's weight (hidden, k) has the bytes of (hidden, c, h, w) in plain order.
         var args: [(Int32, Int)] = [
             (DNNLArg.src, source),
             (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims,
-                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
+                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), scaling: weightScaling, node: node)),
         ]
-        if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }
+        if hasBias {
+            if quantized, let b = ir.values[op.inputs[2]].constant {
+                let values = b.floats()
+                args.append((DNNLArg.bias, try ownedVector(values.indices.map { values[$0] * srcScale * weightScales[$0] }, label: node + " bias (int8)")))
+            } else {
+                args.append((DNNLArg.bias, try ensure(op.inputs[2], bias)))
+            }
+        }
         let out = try destination(op, try EngineDNNL.plain(output, node: node), sources: args.map(\.1))
         args.append((DNNLArg.dst, view(out, dst, label: node + " rows")))
-        try addStep(p, args, label: node, role: .compute, kind: "inner_product")
+        try addStep(p, args, label: node, role: .compute, kind: quantized ? "inner_product (int8)" : "inner_product")
     }
 
     private func batchNorm(_ op: EngineIR.Op, _ spec: BatchNormSpec, node: String) throws {
-        var md = buffers[try buffer(for: op.inputs[0])].desc
+        var md = floatView(buffers[try buffer(for: op.inputs[0])].desc)
         let flags = dnnl_use_global_stats.rawValue | dnnl_use_scale.rawValue | dnnl_use_shift.rawValue
         let p = try EngineDNNL.primitive(dnnl_batch_normalization_desc_t(), node: node, what: "batch normalization") { d in
             dnnl_batch_normalization_forward_desc_init(d, dnnl_forward_inference, &md, Float(spec.eps), flags)
@@ -421,8 +589,10 @@ final class Lowerer {
         case let .success(geometry): g = geometry
         case let .failure(refusal): throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: refusal.reason)
         }
-        var src = buffers[try buffer(for: op.inputs[0])].desc
-        var dst = try EngineDNNL.any(Array(input[..<2]) + g.output, node: node)
+        // Pooling keeps the stored type and scale (max and average commute with a positive scale).
+        let sourceBuffer = try buffer(for: op.inputs[0])
+        var src = buffers[sourceBuffer].desc
+        var dst = try EngineDNNL.any(Array(input[..<2]) + g.output, type: src.data_type, node: node)
         let algorithm: dnnl_alg_kind_t
         switch spec.algorithm {
         case .max: algorithm = dnnl_pooling_max
@@ -435,12 +605,13 @@ final class Lowerer {
             dnnl_pooling_v2_forward_desc_init(d, dnnl_forward_inference, algorithm, &src, &dst, strides, kernel, dilation, before, after)
         }
         let source = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
-        let target = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+        let target = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), scale: buffers[source].scale)
         try addStep(p, [(DNNLArg.src, source), (DNNLArg.dst, target)], label: node, role: .compute, kind: op.lowering.summary)
     }
 
     private func concat(_ op: EngineIR.Op, axis: Int, node: String) throws {
-        let sources = try op.inputs.map { try buffer(for: $0) }
+        // int8 sources are read as f32 (their scales differ); bf16 and f32 ones as they are.
+        let sources = try op.inputs.map { v in try ensure(v, floatView(buffers[try buffer(for: v)].desc)) }
         let descs = sources.map { buffers[$0].desc }
         let attr = try EngineDNNL.attributes(node: node)
         defer { dnnl_primitive_attr_destroy(attr) }

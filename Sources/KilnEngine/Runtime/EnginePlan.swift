@@ -67,6 +67,10 @@ public struct EngineReport: Sendable, CustomStringConvertible {
     public var lowerSeconds = 0.0
     /// Seconds the whole compile took.
     public var totalSeconds = 0.0
+    /// The precision the plan computes in (fp32 when a requested one is not available; see ``notes``).
+    public var precision = "fp32"
+    /// Things a user should know about the compile (a precision fallback, ops kept in fp32).
+    public var notes: [String] = []
 
     /// Reorders inside the group (between ops), as opposed to at its borders.
     public var innerReorders: Int { primitives.filter { $0.kind == "reorder" && !$0.isBorderReorder }.count }
@@ -75,10 +79,11 @@ public struct EngineReport: Sendable, CustomStringConvertible {
 
     public var description: String {
         var lines = [
-            "cpu engine: \(graphOps) ops -> \(optimizedOps) after passes -> \(primitives.count) primitives (\(borderReorders) border reorders, \(innerReorders) inner)",
+            "cpu engine (\(precision)): \(graphOps) ops -> \(optimizedOps) after passes -> \(primitives.count) primitives (\(borderReorders) border reorders, \(innerReorders) inner)",
             "  arena \(arenaBytes) bytes for \(intermediateBytes) bytes of intermediates; constants \(constantBytes) bytes",
             "  cache \(cache), key \(cacheKey.prefix(16)); optimize \(ms(optimizeSeconds)), lower \(ms(lowerSeconds)), total \(ms(totalSeconds))",
         ]
+        lines += notes.map { "  note: \($0)" }
         lines += passes.map { "  pass \($0)" }
         lines += primitives.map { "  \($0.kind) \($0.label) [\($0.implementation)] -> \($0.destinationLayout)" }
         return lines.joined(separator: "\n")
@@ -100,10 +105,10 @@ final class CompiledCore: @unchecked Sendable {
     let report: EngineReport
     private let roots: [Int]
 
-    init(ir: EngineIR, report template: EngineReport) throws {
+    init(ir: EngineIR, report template: EngineReport, numerics: LoweringNumerics = .fp32) throws {
         self.ir = ir
         let stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
-        let lowerer = Lowerer(ir: ir, stream: stream)
+        let lowerer = Lowerer(ir: ir, stream: stream, numerics: numerics)
         try lowerer.lower()
         buffers = lowerer.buffers
         steps = lowerer.steps
