@@ -24,6 +24,8 @@ struct Compare: ParsableCommand {
     @Option(help: "Batches used to calibrate int8 (the first ones of the data).") var calibrationBatches: Int = 10
     @Option(help: "How int8 activation thresholds are chosen: minmax or entropy.") var calibration: String = "entropy"
     @Option(help: "Batches to compare; default: all the data holds (random data: 4).") var batches: Int?
+    @Option(help: "Write the int8 calibration table (JSON) here; the engine reads it through its calibration_file option. Default: a temporary file.")
+    var saveCalibration: String?
     @Flag(help: "Also print the results as one JSON object on the last line.") var json = false
 
     /// One batch: inputs by name and, when known, the label of each row.
@@ -85,11 +87,19 @@ struct Compare: ParsableCommand {
             let frameworkAccuracy = hasLabels ? accuracy(reference, evaluated) : nil
 
             var summary: [String: Any] = [:]
-            var table: CalibrationTable?
+            // int8: the table is made here, over the first batches, written to a file and handed to the
+            // engine through its calibration_file option, so every engine group quantizes with it.
+            var tableFile: String?
+            var temporary: String?
+            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
             if wanted.contains("int8") {
-                let (t, info) = try calibrate(graph: graph, shapes: shapes, weights: weights, method: method, batches: all, env: env)
-                table = t
+                let (table, info) = try calibrate(graph: graph, shapes: shapes, weights: weights, method: method, batches: all, env: env)
                 summary = info
+                let path = saveCalibration ?? (NSTemporaryDirectory() + "kiln-compare-calib-\(ProcessInfo.processInfo.processIdentifier).json")
+                if saveCalibration == nil { temporary = path }
+                try table.save(to: path)
+                tableFile = path
+                if saveCalibration != nil { print("wrote the calibration table to \(path)") }
             }
 
             var results: [Result] = []
@@ -100,6 +110,12 @@ struct Compare: ParsableCommand {
                     var settings = env.filter { $0.key.hasPrefix("KILN_ENGINE_") }
                     settings.removeValue(forKey: EngineOptions.Key.precision.environmentName)
                     settings[EngineOptions.Key.precision.shortName] = p
+                    if p == "int8", let tableFile {
+                        for k in [EngineOptions.Key.calibrationFile, .calibrationMethod, .calibrationBatches] { settings.removeValue(forKey: k.environmentName) }
+                        settings[EngineOptions.Key.calibrationFile.shortName] = tableFile
+                        settings[EngineOptions.Key.calibrationMethod.shortName] = method.rawValue
+                        settings[EngineOptions.Key.calibrationBatches.shortName] = String(calibrationBatches)
+                    }
                     options = try EngineOptions(parsing: settings)
                 } catch {
                     // The engine's own sentence for a precision it does not accept (yet).
@@ -107,9 +123,6 @@ struct Compare: ParsableCommand {
                     results.append(r)
                     continue
                 }
-                // When EngineOptions carries a calibration table (the int8 lowering), int8 gets `table`
-                // here; until then the table is computed and summarized above only.
-                _ = table
                 let exec = try sym.simpleBind(shapes: inputShapes, sharedBuffer: weights, engine: .cpu(options))
                 var outputs: [NDArray] = []
                 for b in evaluated {
