@@ -48,6 +48,8 @@ enum EngineDNNL {
         var outputMask: Int32 = 0
         var sum: Float = 1
         var sumType: dnnl_data_type_t = dnnl_data_type_undef
+        /// Multiplies the result of the last eltwise post-op (quantizes it when the others ran on real values).
+        var lastEltwise: Float = 1
     }
 
     /// Primitive attributes with the user-managed scratchpad, the given post-ops and scaling.
@@ -67,11 +69,12 @@ enum EngineDNNL {
                 try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create", node: node)
                 guard let ops else { throw EngineError.dnnl(call: "dnnl_post_ops_create", status: 5, node: node) }
                 defer { dnnl_post_ops_destroy(ops) }
-                for p in postOps {
+                let lastEltwise = postOps.lastIndex { if case .eltwise = $0 { return true } else { return false } }
+                for (i, p) in postOps.enumerated() {
                     switch p {
                     case .sum: try check(dnnl_post_ops_append_sum_v2(ops, scaling.sum, scaling.sumType), "dnnl_post_ops_append_sum", node: node)
                     case let .eltwise(e):
-                        try check(dnnl_post_ops_append_eltwise(ops, 1, e.algorithm.dnnl, e.alpha, e.beta),
+                        try check(dnnl_post_ops_append_eltwise(ops, i == lastEltwise ? scaling.lastEltwise : 1, e.algorithm.dnnl, e.alpha, e.beta),
                                   "dnnl_post_ops_append_eltwise(\(e.algorithm.rawValue))", node: node)
                     }
                 }

@@ -168,10 +168,20 @@ final class Lowerer {
     private func runsInt8(_ op: EngineIR.Op) -> Bool {
         guard numerics.mode == .int8, range(op.inputs[0]) != nil,
               !([op.name] + op.fused).contains(where: numerics.floatNodes.contains) else { return false }
-        // Post-ops act on stored (scaled) numbers: only ReLU gives the same answer there.
-        return op.postOps.allSatisfy { p in
-            if case let .eltwise(e) = p { return e.algorithm == .relu && e.alpha == 0 }
-            return true
+        // Post-ops other than ReLU run on real numbers and quantize after the last of them (see
+        // `realDomainPostOps`), which needs an eltwise last; fusion puts the sum first, so it is.
+        guard realDomainPostOps(op) else { return true }
+        if case .eltwise = op.postOps.last { return true }
+        return false
+    }
+
+    /// Whether `op`'s post-ops include a function that does not commute with scaling (anything but
+    /// ReLU): then output scales bring the accumulator to real units, the post-ops run there, and the
+    /// last eltwise's scale quantizes.
+    private func realDomainPostOps(_ op: EngineIR.Op) -> Bool {
+        op.postOps.contains { p in
+            if case let .eltwise(e) = p { return !(e.algorithm == .relu && e.alpha == 0) }
+            return false
         }
     }
 
@@ -438,14 +448,18 @@ final class Lowerer {
         let padding = EngineDNNL.int64s(spec.pad)
         let hasBias = spec.hasBias
 
-        // int8: stored output = outputScale[c] * (sum of stored src * stored weights + bias[c] * srcScale * weightScale[c]).
+        // int8: stored output = k * outputScale'[c] * (sum of stored src * stored weights + bias[c] * srcScale * weightScale[c]),
+        // with k = dstScale when the post-ops commute with scaling (ReLU, sum), else 1: the post-ops
+        // then see real numbers and the last eltwise's scale quantizes. The sum adds what the
+        // destination holds, stored at `contentsScale`, brought to the same units.
         let srcScale = quantized ? scale(of: op.inputs[0], as: srcType) : 1
         let dstScale = scale(of: op.output, as: dstType)
+        let k: Float = quantized && realDomainPostOps(op) ? 1 : dstScale
         let weightScales = quantized ? try weightScales(op.inputs[1], channels: o) : []
-        func make(sumScale: Float, sumType: dnnl_data_type_t) throws -> DNNLPrimitive {
-            var scaling = EngineDNNL.Scaling(sum: sumScale, sumType: sumType)
+        func make(contentsScale: Float, sumType: dnnl_data_type_t) throws -> DNNLPrimitive {
+            var scaling = EngineDNNL.Scaling(sum: k / contentsScale, sumType: sumType, lastEltwise: dstScale / k)
             if quantized {
-                scaling.output = weightScales.map { dstScale / (srcScale * $0) }
+                scaling.output = weightScales.map { k / (srcScale * $0) }
                 scaling.outputMask = 1 << 1
             }
             return try EngineDNNL.primitive(dnnl_convolution_desc_t(), postOps: op.postOps, scaling: scaling, node: node, what: "convolution") { d in
@@ -458,12 +472,11 @@ final class Lowerer {
             }
         }
         // The sum adds the residual as stored: in place it keeps its own scale, copied it is requantized first.
-        var p = try make(sumScale: 1, sumType: dnnl_data_type_undef)
+        var p = try make(contentsScale: dstScale, sumType: dnnl_data_type_undef)
         let srcArg = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
-        if quantized, let r = residual(of: op), let rb = try residualInPlace(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: [srcArg]),
+        if quantized, let rb = try residualInPlace(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: [srcArg]),
            buffers[rb].scale != dstScale {
-            p = try make(sumScale: dstScale / buffers[rb].scale, sumType: buffers[rb].desc.data_type)
-            _ = r
+            p = try make(contentsScale: buffers[rb].scale, sumType: buffers[rb].desc.data_type)
         }
         var weightScaling = EngineDNNL.Scaling()
         if quantized {
