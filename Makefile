@@ -48,6 +48,8 @@ data:
 lenet: release data
 	@mkdir -p $(dir $(LENET_PREFIX))
 	.build/release/kiln lenet --epochs $(LENET_EPOCHS) --prefix $(LENET_PREFIX)
+	.build/release/kiln compare --symbol $(LENET_PREFIX)-symbol.json --params $(LENET_PREFIX)-$$(printf %04d $(LENET_EPOCHS)).params \
+	  --shape data=100,1,28,28 --data mnist --precisions fp32,bf16,int8
 
 # Scores the LeNet checkpoint that `make lenet` saved in real MXNet 1.9.1 (installed into .venv-golden).
 mxnet-check:
