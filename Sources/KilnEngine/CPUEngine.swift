@@ -63,7 +63,9 @@ public struct CPUEngine: Backend {
     func numerics() throws -> (LoweringNumerics, notes: [String]) {
         switch options.precision {
         case .fp32:
-            return (.fp32, [])
+            var n = LoweringNumerics.fp32
+            n.choosesConvolutions = options.tune
+            return (n, [])
         case .bf16:
             guard Self.hasNativeBF16 else {
                 return (.fp32, ["bf16 was asked for, but this CPU has no AVX512_BF16: the group runs in fp32"])
@@ -159,17 +161,18 @@ public struct CPUEngine: Backend {
         var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants)
         report.passes = try EnginePipeline.run(&built)
         let ir = built.compacted()
+        let optimizedAt = clock.now
+        report.optimizeSeconds = Self.seconds(optimizedAt - start)
+        let core = try CompiledCore(ir: ir, report: report, numerics: numerics)
         if let directory = options.cacheDirectory {
             do {
-                try PlanCache.store(ir, directory: directory, key: key)
+                // Stored after lowering: the IR then records the algorithms chosen by timing.
+                try PlanCache.store(core.ir, directory: directory, key: key)
             } catch {
                 // A cache that cannot be written costs the next compile time, never this one's result.
                 if options.verbose { FileHandle.standardError.write(Data("kiln engine: \(error)\n".utf8)) }
             }
         }
-        let optimizedAt = clock.now
-        report.optimizeSeconds = Self.seconds(optimizedAt - start)
-        let core = try CompiledCore(ir: ir, report: report, numerics: numerics)
         if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
         return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: optimizedAt, clock: clock)
     }

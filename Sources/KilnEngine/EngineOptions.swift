@@ -15,6 +15,7 @@ import KilnGraph
 /// | ``floatNodes`` | `fp32_nodes` | `KILN_ENGINE_FP32_NODES` | node names kept in fp32 under int8, comma-separated |
 /// | ``calibrationBatches`` | `calibration_batches` | `KILN_ENGINE_CALIBRATION_BATCHES` | batches observed before int8 compiles (default 10) |
 /// | ``calibrationMethod`` | `calibration` | `KILN_ENGINE_CALIBRATION` | `entropy` (default), `minmax` |
+/// | ``tune`` | `tune` | `KILN_ENGINE_TUNE` | `1` (default: time conv algorithms at the first compile), `0` |
 /// | ``calibrationFile`` | `calibration_file` | `KILN_ENGINE_CALIBRATION_FILE` | a calibration table (JSON) to use instead of calibrating |
 ///
 /// ```
@@ -37,7 +38,7 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     public enum Key: String, Sendable, CaseIterable {
         case precision, minGroup = "min_group", exclude, cacheDirectory = "cache_dir", verbose
         case floatNodes = "fp32_nodes", calibrationBatches = "calibration_batches", calibrationMethod = "calibration"
-        case calibrationFile = "calibration_file"
+        case calibrationFile = "calibration_file", tune
 
         /// The short name, as in an engine node's attributes.
         public var shortName: String { rawValue }
@@ -68,6 +69,10 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     /// How activation ranges become thresholds: `entropy` (KL divergence, TensorRT's and MXNet's
     /// default) or `minmax`.
     public var calibrationMethod: CalibrationMethod = .entropy
+
+    /// Whether fp32 3x3 convolutions time their candidate algorithms (direct, Winograd) at the first
+    /// compile and keep the fastest; off, every convolution is direct.
+    public var tune: Bool = true
 
     /// With int8: a calibration table file to quantize with (as written by `kiln compare
     /// --save-calibration` or found in the cache directory), instead of calibrating at run time.
@@ -139,6 +144,12 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
             calibrationBatches = n
         case .calibrationFile:
             calibrationFile = value.isEmpty ? nil : value
+        case .tune:
+            switch value.lowercased() {
+            case "1", "true", "yes", "on": tune = true
+            case "0", "false", "no", "off": tune = false
+            default: throw EngineError.invalidOption(key: name, value: value, accepted: "0, 1, true, false")
+            }
         case .calibrationMethod:
             guard let m = CalibrationMethod(rawValue: value.lowercased()) else {
                 throw EngineError.invalidOption(key: name, value: value, accepted: CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", "))
@@ -164,6 +175,7 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
         ]
         if !floatNodes.isEmpty { v[Key.floatNodes.shortName] = floatNodes.sorted().joined(separator: ",") }
         if let calibrationFile { v[Key.calibrationFile.shortName] = calibrationFile }
+        v[Key.tune.shortName] = tune ? "1" : "0"
         if !excludedOps.isEmpty { v[Key.exclude.shortName] = excludedOps.sorted().joined(separator: ",") }
         if let cacheDirectory { v[Key.cacheDirectory.shortName] = cacheDirectory }
         return v
@@ -195,5 +207,5 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     }
 
     /// The part of the options that changes what is compiled (and so keys the cache).
-    var compiledForm: String { "precision=\(precision.rawValue)" }
+    var compiledForm: String { "precision=\(precision.rawValue);tune=\(tune ? 1 : 0)" }
 }

@@ -64,11 +64,21 @@ public struct ConvolutionSpec: Codable, Equatable, Sendable {
     public var groups: Int
     public var numFilter: Int
     public var hasBias: Bool
+    /// The algorithm chosen at the first compile (timed there; see Lowering/ConvolutionChoice.swift);
+    /// nil until then. Stored with cached plans so that a later process does not time again.
+    public var algorithm: ConvolutionAlgorithm?
 
     public init(kernel: [Int], stride: [Int], pad: [Int], dilate: [Int], groups: Int, numFilter: Int, hasBias: Bool) {
         (self.kernel, self.stride, self.pad, self.dilate) = (kernel, stride, pad, dilate)
         (self.groups, self.numFilter, self.hasBias) = (groups, numFilter, hasBias)
     }
+}
+
+/// How a convolution computes: oneDNN's direct kernels in the layout they prefer, direct in the
+/// producer's blocked layout (no reorder before it), or Winograd F(4x4, 3x3) (3x3, stride 1; fewer
+/// multiplications, blocked layout).
+public enum ConvolutionAlgorithm: String, Codable, Sendable, CaseIterable {
+    case direct, directInPlace = "direct_producer_layout", winograd
 }
 
 /// A FullyConnected node's parameters.

@@ -61,6 +61,8 @@ struct LoweringNumerics: Sendable {
     var ranges: [String: Range] = [:]
     /// For int8: nodes kept in fp32 by the user.
     var floatNodes: Set<String> = []
+    /// Whether fp32 convolutions without a recorded algorithm are timed to choose one.
+    var choosesConvolutions = true
 
     static let fp32 = LoweringNumerics()
 
@@ -108,6 +110,8 @@ final class Lowerer {
     /// Index of the last op reading each value; group outputs are read after every op.
     private var lastUse: [Int: Int] = [:]
     private var current = 0
+    /// Algorithms chosen for convolutions by timing, by op index (the IR records them after lowering).
+    private(set) var chosenAlgorithms: [Int: ConvolutionAlgorithm] = [:]
 
     init(ir: EngineIR, stream: DNNLStream, numerics: LoweringNumerics = .fp32) {
         self.ir = ir
@@ -440,7 +444,7 @@ final class Lowerer {
             // Unless the residual is stored unsigned, the sum stays signed, so that its negative part survives.
             if let r = residual(of: op), valueBuffer[r].map({ buffers[$0].desc.data_type }) != dnnl_u8 { dstType = dnnl_s8 }
         }
-        var src = try EngineDNNL.any(input, type: srcType, node: node)
+        let anySource = try EngineDNNL.any(input, type: srcType, node: node)
         var weights = try EngineDNNL.any(weightDims, type: weightType, node: node)
         var bias = try EngineDNNL.plain([o], node: node)
         var dst = try EngineDNNL.any(output, type: dstType, node: node)
@@ -456,27 +460,45 @@ final class Lowerer {
         let dstScale = scale(of: op.output, as: dstType)
         let k: Float = quantized && realDomainPostOps(op) ? 1 : dstScale
         let weightScales = quantized ? try weightScales(op.inputs[1], channels: o) : []
-        func make(contentsScale: Float, sumType: dnnl_data_type_t) throws -> DNNLPrimitive {
+        var algorithm = ConvolutionAlgorithm.direct
+        func make(contentsScale: Float, sumType: dnnl_data_type_t, _ choice: ConvolutionAlgorithm) throws -> DNNLPrimitive {
             var scaling = EngineDNNL.Scaling(sum: k / contentsScale, sumType: sumType, lastEltwise: dstScale / k)
             if quantized {
                 scaling.output = weightScales.map { k / (srcScale * $0) }
                 scaling.outputMask = 1 << 1
             }
+            var src = anySource
+            if choice == .directInPlace, let b = valueBuffer[op.inputs[0]] { src = buffers[b].desc }
+            let kind = choice == .winograd ? dnnl_convolution_winograd : dnnl_convolution_direct
             return try EngineDNNL.primitive(dnnl_convolution_desc_t(), postOps: op.postOps, scaling: scaling, node: node, what: "convolution") { d in
                 if hasBias {
-                    return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, &bias,
+                    return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, kind, &src, &weights, &bias,
                                                                       &dst, strides, dilates, padding, padding)
                 }
-                return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, nil,
+                return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_inference, kind, &src, &weights, nil,
                                                                   &dst, strides, dilates, padding, padding)
             }
         }
+        if let chosen = spec.algorithm {
+            algorithm = chosen
+        } else if !quantized, numerics.mode == .fp32, numerics.choosesConvolutions, g == 1, spec.kernel == [3, 3], spec.stride == [1, 1],
+                  spec.dilate.allSatisfy({ $0 <= 1 }) {
+            algorithm = try chooseAlgorithm(op) { try make(contentsScale: dstScale, sumType: dnnl_data_type_undef, $0) }
+            chosenAlgorithms[current] = algorithm
+        }
         // The sum adds the residual as stored: in place it keeps its own scale, copied it is requantized first.
-        var p = try make(contentsScale: dstScale, sumType: dnnl_data_type_undef)
+        var p: DNNLPrimitive
+        do {
+            p = try make(contentsScale: dstScale, sumType: dnnl_data_type_undef, algorithm)
+        } catch where algorithm != .direct {
+            // A cached choice this oneDNN cannot create (another CPU): direct always exists.
+            algorithm = .direct
+            p = try make(contentsScale: dstScale, sumType: dnnl_data_type_undef, .direct)
+        }
         let srcArg = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
         if quantized, let rb = try residualInPlace(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: [srcArg]),
            buffers[rb].scale != dstScale {
-            p = try make(contentsScale: buffers[rb].scale, sumType: buffers[rb].desc.data_type)
+            p = try make(contentsScale: buffers[rb].scale, sumType: buffers[rb].desc.data_type, algorithm)
         }
         var weightScaling = EngineDNNL.Scaling()
         if quantized {
@@ -498,6 +520,27 @@ final class Lowerer {
         }
         args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1), scale: dstScale)))
         try addStep(p, args, label: node, role: .compute, kind: quantized ? "convolution (int8)" : "convolution")
+    }
+
+    /// Times `op`'s candidate algorithms (see ConvolutionChoice.swift), each with the reorder its input
+    /// needs from the layout the producer wrote, and returns the fastest.
+    private func chooseAlgorithm(_ op: EngineIR.Op, _ make: (ConvolutionAlgorithm) throws -> DNNLPrimitive) throws -> ConvolutionAlgorithm {
+        let timer = PrimitiveTimer(stream: stream)
+        let produced = valueBuffer[op.inputs[0]].map { buffers[$0].desc }
+        var best: (ConvolutionAlgorithm, Double)?
+        let plainInput = try EngineDNNL.plain(ir.values[op.inputs[0]].shape.dims, node: op.name)
+        for candidate in ConvolutionAlgorithm.allCases {
+            if candidate == .directInPlace, produced.map({ DNNL.equal($0, plainInput) }) ?? true { continue }
+            guard let p = try? make(candidate) else { continue }
+            let arguments: [(Int32, dnnl_query_t, Int32)] = [(DNNLArg.src, dnnl_query_src_md, 0), (DNNLArg.weights, dnnl_query_weights_md, 0),
+                                                             (DNNLArg.bias, dnnl_query_weights_md, 1), (DNNLArg.dst, dnnl_query_dst_md, 0)]
+            var t = try timer.seconds(p, arguments: arguments)
+            if let produced, let wanted = p.queryMemoryDesc(dnnl_query_src_md) { t += try timer.reorderSeconds(from: produced, to: wanted) }
+            // Winograd rounds differently from direct: it must win clearly.
+            let effective = candidate == .winograd ? t / 0.95 : t
+            if best == nil || effective < best?.1 ?? .infinity { best = (candidate, effective) }
+        }
+        return best?.0 ?? .direct
     }
 
     private func innerProduct(_ op: EngineIR.Op, _ spec: InnerProductSpec, node: String, input: [Int], output: [Int]) throws {

@@ -106,10 +106,18 @@ final class CompiledCore: @unchecked Sendable {
     private let roots: [Int]
 
     init(ir: EngineIR, report template: EngineReport, numerics: LoweringNumerics = .fp32) throws {
-        self.ir = ir
         let stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
         let lowerer = Lowerer(ir: ir, stream: stream, numerics: numerics)
         try lowerer.lower()
+        // The algorithms chosen by timing go into the IR, so that a cached copy lowers without timing.
+        var decided = ir
+        for (i, algorithm) in lowerer.chosenAlgorithms {
+            if case var .convolution(spec) = decided.ops[i].lowering {
+                spec.algorithm = algorithm
+                decided.ops[i].lowering = .convolution(spec)
+            }
+        }
+        self.ir = decided
         buffers = lowerer.buffers
         steps = lowerer.steps
         owned = lowerer.owned
