@@ -98,9 +98,24 @@ def command(config, model, batch, args, extra=()):
             "--models-dir", args.models_dir, "--batch", str(batch), "--json", *extra]
 
 
+def cpu_seconds():
+    """(busy seconds of the whole machine, CPU seconds of this process's finished children)."""
+    import resource
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        busy = float("nan")
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, ru.ru_utime + ru.ru_stime
+
+
 def run_one(config, model, batch, args, env, extra=(), timeout=None):
     cmd = command(config, model, batch, args, extra)
     record = {"config": config, "model": model, "batch": batch, "loadavg_before": os.getloadavg()[0]}
+    busy0, own0 = cpu_seconds()
     start = time.perf_counter()
     try:
         p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
@@ -111,7 +126,12 @@ def run_one(config, model, batch, args, env, extra=(), timeout=None):
     except OSError as e:
         record.update(ok=False, error=str(e))
         return record
-    record["process_wall_s"] = time.perf_counter() - start
+    wall = time.perf_counter() - start
+    busy1, own1 = cpu_seconds()
+    record["process_wall_s"] = wall
+    # The share of the machine's cores that other processes used while this run ran: the contention
+    # that makes a timing unreliable (the load average cannot tell it from the run's own threads).
+    record["others_cpu_share"] = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall * (os.cpu_count() or 1))
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if p.returncode != 0 or not lines:
         err = [line for line in p.stderr.splitlines() if line.strip() and "subgraph backend" not in line]
@@ -171,6 +191,17 @@ def medians(runs):
     return out
 
 
+def load_summary(runs):
+    shares = sorted(r["others_cpu_share"] for r in runs if r.get("others_cpu_share") == r.get("others_cpu_share")
+                    and "others_cpu_share" in r)
+    if not shares:
+        return ""
+    busy = sum(1 for x in shares if x > 0.10)
+    return (f"Other processes used a median {100 * statistics.median(shares):.0f}% (max {100 * shares[-1]:.0f}%) of the "
+            f"machine's CPU time while a run ran; {busy} of {len(shares)} runs saw more than 10% (an idle machine "
+            f"shows a few %).")
+
+
 def fmt(v, digits=0):
     return "-" if v is None else f"{v:,.{digits}f}"
 
@@ -187,6 +218,8 @@ def markdown(report):
              f"{f['loadavg_start'][0]:.2f}, after {f['loadavg_end'][0]:.2f} (the machine should be otherwise idle; "
              f"a load near the core count means another process competed for the cores and the OpenMP runtimes, "
              f"Kiln and MXNet, suffer most from that with the default spinning wait policy).",
+             "",
+             load_summary(report["runs"]),
              "",
              f"{o['rounds']} interleaved rounds of {o['seconds']} s per run, medians; every run a separate process. "
              f"Models: gluoncv CIFAR ResNets v1 with random weights (bench/models, tools/bench/make_models.py), "
@@ -326,8 +359,10 @@ def main():
                 res = rec.get("result", {})
                 state = (f"{res['images_per_s']:9.1f} images/s, p50 {res['latency_ms_p50']:8.3f} ms"
                          if rec["ok"] else f"failed: {rec['error'][:100]}")
+                others = rec.get("others_cpu_share")
                 print(f"[{len(runs):3}/{total} {time.perf_counter() - started:6.0f} s] round {r + 1} {model:18} "
-                      f"batch {b:3} {c:16} {state}", flush=True)
+                      f"batch {b:3} {c:16} {state}" + (f" (others {100 * others:.0f}%)" if others is not None else ""),
+                      flush=True)
     facts["loadavg_end"] = os.getloadavg()
     date = datetime.datetime.now().strftime("%Y-%m-%d")
     report = {"date": date, "machine": facts, "checks": checks, "medians": medians(runs), "runs": runs,
