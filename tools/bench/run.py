@@ -202,6 +202,17 @@ def load_summary(runs):
             f"shows a few %).")
 
 
+def versions(runs):
+    seen = {}
+    for r in runs:
+        info = r.get("result", {}).get("info", {})
+        if "version" in info:
+            seen.setdefault({"mx": "MXNet"}.get(CONFIGS[r["config"]][0], r["result"]["runtime"]), info["version"])
+    names = {"onnxruntime": "ONNX Runtime", "openvino-fp32": "OpenVINO", "openvino-default": "OpenVINO"}
+    parts = sorted({f"{names.get(k, k)} {v.split('-')[0]}" for k, v in seen.items()})
+    return "Peers: " + ", ".join(parts) + " (PyPI wheels, tools/bench/setup.sh)." if parts else ""
+
+
 def fmt(v, digits=0):
     return "-" if v is None else f"{v:,.{digits}f}"
 
@@ -214,12 +225,12 @@ def markdown(report):
     lines = [f"# CPU benchmark, {report['date']}", "",
              f"Machine: {f.get('cpu', '?')}, {f.get('cores')} cores; "
              + ", ".join(k for k, v in f.get("flags", {}).items() if v) + f". {f.get('omp_wait_policy_choice')}; "
-             f"OMP_NUM_THREADS={f['omp']['OMP_NUM_THREADS']}. Load average before the run "
-             f"{f['loadavg_start'][0]:.2f}, after {f['loadavg_end'][0]:.2f} (the machine should be otherwise idle; "
-             f"a load near the core count means another process competed for the cores and the OpenMP runtimes, "
-             f"Kiln and MXNet, suffer most from that with the default spinning wait policy).",
+             f"OMP_NUM_THREADS={f['omp']['OMP_NUM_THREADS']}. The machine should be otherwise idle: with another "
+             f"process on a core, the OpenMP runtimes (Kiln, MXNet) suffer most under the default spinning wait policy.",
              "",
              load_summary(report["runs"]),
+             "",
+             versions(report["runs"]),
              "",
              f"{o['rounds']} interleaved rounds of {o['seconds']} s per run, medians; every run a separate process. "
              f"Models: gluoncv CIFAR ResNets v1 with random weights (bench/models, tools/bench/make_models.py), "
@@ -254,7 +265,9 @@ def markdown(report):
                 cells.append(f"{m['first_result_s']:.3f} / {m['peak_rss_mb']:.0f}" if "first_result_s" in m else "-")
             lines.append(f"| {mname} | " + " | ".join(cells) + " |")
         lines.append("")
-    engine_rows = [m for m in report["medians"] if "arena_bytes" in m]
+    order = {MODELS[m]: k for k, m in enumerate(models)}
+    engine_rows = sorted((m for m in report["medians"] if "arena_bytes" in m),
+                         key=lambda m: (order.get(m["model"], 99), m["batch"], m["config"]))
     if engine_rows:
         lines += ["## Kiln engine memory", "", "| model | batch | precision | arena MB | intermediates MB | weights MB |",
                   "|---|---:|---|---:|---:|---:|"]
@@ -325,7 +338,17 @@ def main():
     p.add_argument("--out", default=os.path.join("bench", "results"))
     p.add_argument("--omp-wait-policy", help="set OMP_WAIT_POLICY for every run (default: leave it unset)")
     p.add_argument("--no-check", action="store_true", help="skip comparing each config's output with MXNet's")
+    p.add_argument("--from-json", help="write the markdown and chart again from a results JSON file; run nothing")
     args = p.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            report = json.load(f)
+        out = os.path.dirname(args.from_json) or "."
+        with open(os.path.join(out, "cpu-latest.md"), "w") as f:
+            f.write(markdown(report))
+        chart(report, os.path.join(out, "cpu-latest.png"))
+        print(f"run.py: wrote {out}/cpu-latest.md and cpu-latest.png from {args.from_json}")
+        return
     if args.quick:
         args.models, args.batches, args.rounds, args.seconds = "resnet20", "16", 1, 0.5
     models = csv(args.models, list(MODELS), "model")
