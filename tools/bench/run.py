@@ -363,9 +363,15 @@ def main():
     facts = machine_facts(args, env)
     print(f"run.py: {facts.get('cpu')}, {facts.get('cores')} cores, {facts['omp_wait_policy_choice']}; "
           f"load average {facts['loadavg_start'][0]:.2f}", flush=True)
-    if facts["loadavg_start"][0] > 0.5:
-        print("run.py: the machine is not idle (load average above 0.5): timings will be noisy, the OpenMP "
-              "runtimes (Kiln, MXNet) most", flush=True)
+    # One second of the machine's busy time before starting: the load average would still count
+    # whatever ran a minute ago (a build, say).
+    busy0, _ = cpu_seconds()
+    time.sleep(1.0)
+    busy1, _ = cpu_seconds()
+    facts["busy_share_start"] = (busy1 - busy0) / (os.cpu_count() or 1)
+    if facts["busy_share_start"] > 0.10:
+        print(f"run.py: the machine is not idle ({100 * facts['busy_share_start']:.0f}% of its CPU time busy in the last "
+              "second): timings will be noisy, the OpenMP runtimes' (Kiln, MXNet) most", flush=True)
 
     checks = {} if args.no_check else check_outputs(models, configs, args, env)
     runs = []
