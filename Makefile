@@ -4,7 +4,7 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test demo data lenet mxnet-check bench golden clean
+.PHONY: deps build release test demo data lenet mxnet-check bench bench-quick engine-bench golden clean
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
@@ -55,10 +55,26 @@ lenet: release data
 mxnet-check:
 	bash tools/check_in_mxnet.sh $(LENET_PREFIX) $(LENET_EPOCHS)
 
-# Side by side in one run: the CPU engine against the framework (images/s at batch 1, 16 and 64,
-# compile time cold, from cache and after a batch change), then the framework against the naive
-# reference kernels. The peers' benchmarks arrive with the CPU engine's speed issue.
+# The benchmark (docs/BENCHMARKS.md): Kiln (framework, engine fp32, bf16, int8) against MXNet 1.9.1
+# (with and without oneDNN fusion), ONNX Runtime and OpenVINO (fp32 and default precision) on the CIFAR
+# ResNets 20, 56 and 110 at batch 1, 16 and 64, interleaved rounds, medians; writes bench/results/.
+# The venvs and models are made once. BENCH_ARGS passes options to run.py (--rounds, --seconds, ...).
+# run.py leaves OMP_WAIT_POLICY unset for every runtime alike (this file's passive default is for tests).
+BENCH_ARGS ?=
 bench: release
+	bash tools/bench/setup.sh
+	.venv-bench-mx/bin/python tools/bench/make_models.py bench/models
+	.venv-bench-peers/bin/python tools/bench/run.py --kiln .build/release/kiln $(BENCH_ARGS)
+
+# A smoke test of the same: ResNet-20 at batch 16, one round of 0.5 s.
+bench-quick: release
+	bash tools/bench/setup.sh
+	.venv-bench-mx/bin/python tools/bench/make_models.py bench/models
+	.venv-bench-peers/bin/python tools/bench/run.py --kiln .build/release/kiln --quick --out out/bench-quick $(BENCH_ARGS)
+
+# The CPU engine against the framework in one process (images/s at batch 1, 16 and 64, compile time
+# cold, from cache and after a batch change), then the framework against the naive reference kernels.
+engine-bench: release
 	.build/release/EngineBench $(MODEL)/cifar_resnet20_v1 --batch 16 --batches 1,16,64 --cache $$(mktemp -d)
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 20 --backend framework
