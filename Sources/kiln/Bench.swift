@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
     @Option(help: "The parameters file (PREFIX-EPOCH.params).") var params: String
     @Option(name: .customLong("shape"), help: "The data input's shape, NAME=D1,D2,... (e.g. data=16,3,32,32).") var shapeSpec: String
     @Option(help: "on: partition for the CPU engine; off: the framework, op by op.") var engine: String = "on"
-    @Option(help: "The engine's precision (fp32, bf16, int8), as KILN_ENGINE_PRECISION.") var precision: String = "fp32"
+    @Option(help: "The engine's precision (fp32, bf16, int8); other engine options come from the KILN_ENGINE_* variables.") var precision: String = "fp32"
     @Option(help: "How long to time forwards after warm-up, in seconds.") var seconds: Double = 3
     @Option(help: "Forwards run (untimed) after the first result and before timing.") var warmup: Int = 3
     @Option(help: "A .npy file to use as the input instead of random data; its shape must match --shape.") var input: String?
@@ -39,8 +39,14 @@ struct Bench: ParsableCommand {
             }
             guard seconds >= 0, warmup >= 0 else { throw ValidationError("--seconds and --warmup must not be negative.") }
             let (dataName, shape) = try parseShapeOption(shapeSpec)
-            // The engine refuses a precision it does not support with its own sentence (exit code 1).
-            let options = try EngineOptions(parsing: [EngineOptions.Key.precision.shortName: precision])
+            // The KILN_ENGINE_* variables apply (a cache directory, say), except the precision, which
+            // --precision decides. The engine refuses a precision it does not support with its own
+            // sentence (exit code 1).
+            var settings = ProcessInfo.processInfo.environment.filter {
+                $0.key.hasPrefix("KILN_ENGINE_") && $0.key != EngineOptions.Key.precision.environmentName
+            }
+            settings[EngineOptions.Key.precision.shortName] = precision
+            let options = try EngineOptions(parsing: settings)
             guard useEngine || options.precision.rawValue == "fp32" else {
                 throw ValidationError("--precision \(precision) needs the engine (--engine on); the framework runs fp32.")
             }
