@@ -69,12 +69,13 @@ struct Bench: ParsableCommand {
             let exec = try sym.simpleBind(shapes: [dataName: shape], sharedBuffer: shared, engine: selection)
             try exec.forward()
             let firstResult = elapsed(clock.now - start)
-            if let output { try exec.outputs[0].save(npyFile: output) }
-
             // int8 without a stored table calibrates over its first batches (in fp32): finish that
-            // before timing. With the table in the cache directory the plan is int8 from the start.
+            // before timing, and before writing the output, so that --output shows int8's answer.
+            // With the table in the cache directory the plan is int8 from the start.
             let calibration = useEngine && options.precision == .int8 ? options.calibrationBatches : 0
-            for _ in 0..<(warmup + calibration) { try exec.forward() }
+            for _ in 0..<calibration { try exec.forward() }
+            if let output { try exec.outputs[0].save(npyFile: output) }
+            for _ in 0..<warmup { try exec.forward() }
             var latencies: [Double] = []
             let timed = clock.now
             // At least 3 forwards so that one slow batch does not make the whole measurement.
