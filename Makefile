@@ -65,6 +65,7 @@ bench: release
 	bash tools/bench/setup.sh
 	.venv-bench-mx/bin/python tools/bench/make_models.py bench/models
 	.venv-bench-peers/bin/python tools/bench/run.py --kiln .build/release/kiln $(BENCH_ARGS)
+	python3 tools/bench/readme_table.py
 
 # A smoke test of the same: ResNet-20 at batch 16, one round of 0.5 s.
 bench-quick: release

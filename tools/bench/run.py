@@ -343,7 +343,7 @@ def main():
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--configs", default=",".join(CONFIGS))
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="resnet20 at batch 16, 1 round of 0.5 s (a smoke test)")
