@@ -79,12 +79,14 @@ extension Initializer {
     }
 }
 
-/// Reads an `__init__` attribute as MXNet writes it (`["xavier", {"magnitude": 2.34}]`) into an
-/// initializer. Names are case-insensitive, as in MXNet's registry; `zeros` and `ones` are aliases.
+/// Reads an `__init__` attribute as MXNet writes it (`["xavier", {"magnitude": 2.34}]`, or a bare
+/// name such as `ones` as Gluon's export does) into an initializer. Names are case-insensitive, as in MXNet's registry; `zeros` and `ones` are aliases.
 public func initializer(fromAttribute text: String, variable: String = "variable") throws -> any Initializer {
     func bad(_ reason: String) -> KilnTrainError { .invalidInitAttribute(variable: variable, value: text, reason: reason) }
-    guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
-        throw bad("it is not JSON")
+    // Gluon's export writes a registered name alone (`ones`, `zeros`), which MXNet's registry takes too.
+    let bareName = !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
+    guard let json = bareName ? text : try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+        throw bad("it is neither JSON nor an initializer's name")
     }
     let kind: String, arguments: [String: Any]
     if let pair = json as? [Any], pair.count == 2, let k = pair[0] as? String, let a = pair[1] as? [String: Any] {

@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnGraph
 import KilnTrain
+import TestSupport
 import Testing
 
 /// Initializers: bounds worked by hand and checked against MXNet 1.9.1's, the statistics of what they
@@ -184,6 +185,18 @@ import Testing
         var s = NDArray(zeros: [2])
         try Xavier().initialize(&s, name: "scale", attributes: ["__init__": #"["zero", {}]"#])
         #expect(s.floats() == [0, 0])
+    }
+
+    /// Gluon's export writes bare registered names (`"ones"` on cifarresnetv10_batchnorm0_gamma in the
+    /// committed gluoncv checkpoint); MXNet's registry reads them as names.
+    @Test func bareInitializerNamesAsGluonExportsThem() throws {
+        let symbol = try Symbol.load(jsonFile: Fixtures.url("golden/models/cifar_resnet20_v1/cifar_resnet20_v1-symbol.json").path)
+        let gamma = try #require(symbol.graph.nodes.first { $0.name == "cifarresnetv10_batchnorm0_gamma" })
+        #expect(gamma.attributes["__init__"] == "ones")
+        #expect(try initializer(fromAttribute: "ones") is One)
+        #expect(try initializer(fromAttribute: "zeros") is Zero)
+        #expect(try initializer(fromAttribute: "Xavier") is Xavier)
+        #expect(throws: KilnTrainError.self) { try initializer(fromAttribute: "spline") }
     }
 
     @Test func initAttributesWrittenByMXNetAreRead() throws {

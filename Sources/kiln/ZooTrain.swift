@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// Trains a CIFAR model-zoo network (an exported symbol, gluoncv's architecture and names) on
+/// Fashion-MNIST-32 with Kiln's own training path (`Module.fit`, framework backend), saving a
+/// checkpoint and the test accuracy after every epoch.
+struct ZooTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zoo-train",
+        abstract: "Train a CIFAR zoo network (exported symbol) on Fashion-MNIST padded to 3x32x32, with SGD and a cosine schedule.")
+
+    @Option(help: "The network's symbol JSON (its output: the class scores, as gluoncv exports it).") var symbol: String
+    @Option(help: "Checkpoint prefix: PREFIX-symbol.json and PREFIX-EPOCH.params after every epoch.") var prefix: String
+    @Option(help: "Directory with Fashion-MNIST's IDX files (train-images-idx3-ubyte.gz, ...).")
+    var dataDir: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Training epochs.") var epochs: Int = 12
+    @Option(help: "Batch size.") var batchSize: Int = 128
+    @Option(help: "Peak learning rate (cosine decay to 0 over the run).") var learningRate: Double = 0.1
+    @Option(help: "Weight decay.") var weightDecay: Double = 1e-4
+    @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1
+    @Option(help: "Train on the first N training images only (a smoke test).") var limit: Int?
+
+    /// Fashion-MNIST's pixel mean and standard deviation over the training set, after scaling to [0, 1].
+    static let mean: Float = 0.2860, std: Float = 0.3530
+
+    /// (N, 28, 28) uint8 images as (N, 3, 32, 32) float32: 2 pixels of 0 on each side, the gray channel
+    /// replicated, then normalized with Fashion-MNIST's mean and std (the "Fashion-MNIST-32" images).
+    static func padded(_ images: NDArray, count: Int) -> NDArray {
+        let raw = images.floats()
+        var out = [Float](repeating: (0 - mean) / std, count: count * 3 * 32 * 32)
+        for n in 0..<count {
+            for y in 0..<28 {
+                for x in 0..<28 {
+                    let v = (raw[n * 784 + y * 28 + x] / 255 - mean) / std
+                    for c in 0..<3 { out[((n * 3 + c) * 32 + y + 2) * 32 + x + 2] = v }
+                }
+            }
+        }
+        return NDArray(shape: [count, 3, 32, 32], values: out)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let net = try Symbol.load(jsonFile: symbol)
+            let folder = (prefix as NSString).deletingLastPathComponent
+            if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            let train = try MNISTData(directory: dataDir, split: .train)
+            let test = try MNISTData(directory: dataDir, split: .test)
+            let n = min(limit ?? train.count, train.count)
+            let trainX = Self.padded(train.images, count: n), testX = Self.padded(test.images, count: test.count)
+            let trainY = NDArray(shape: [n], values: Array(train.labels.floats().prefix(n)))
+            let testY = NDArray(shape: [test.count], values: test.labels.floats())
+            let trainIter = try NDArrayIter(data: trainX, label: trainY, batchSize: batchSize, shuffle: true, seed: seed)
+            let testIter = try NDArrayIter(data: testX, label: testY, batchSize: 500)
+            let head = Symbol.softmaxOutput(net, label: .variable("softmax_label"), name: "softmax")
+            let module = try Module(symbol: head)
+            let updatesPerEpoch = (n + batchSize - 1) / batchSize
+            let scheduler = try CosineScheduler(maxUpdate: max(2, epochs * updatesPerEpoch), baseLearningRate: learningRate,
+                                                warmup: Warmup(steps: min(updatesPerEpoch, epochs * updatesPerEpoch - 1)))
+            print("training \(symbol) on Fashion-MNIST-32: \(n) images, \(epochs) epochs of \(updatesPerEpoch) batches of \(batchSize); SGD lr \(learningRate) (cosine, 1 epoch warm-up), momentum 0.9, wd \(weightDecay)")
+            let start = Date()
+            _ = try module.fit(trainData: trainIter, evalData: testIter, epochs: epochs,
+                               optimizer: SGD(momentum: 0.9, scheduler: scheduler, weightDecay: weightDecay),
+                               initializer: Xavier(randomType: .gaussian, factorType: .fanIn, magnitude: 2), seed: seed,
+                               progress: .standardError(interval: 100),
+                               epochEndCallback: { s in
+                                   let acc = s.validationMetric.map { String(format: "%.4f", $0.value) } ?? "-"
+                                   // Through standard error, unbuffered, so that a log shows each epoch as it ends.
+                                   FileHandle.standardError.write(Data(String(format: "epoch %d: train accuracy %.4f, test accuracy %@, %.0f s so far\n",
+                                                                              s.epoch, s.trainMetric.value, acc, Date().timeIntervalSince(start)).utf8))
+                               },
+                               checkpointPrefix: prefix)
+            print(String(format: "trained in %.0f s", Date().timeIntervalSince(start)))
+        }
+    }
+}
