@@ -3,7 +3,7 @@ import Foundation
 import Kiln
 
 /// Trains a CIFAR model-zoo network (an exported symbol, gluoncv's architecture and names) on
-/// Fashion-MNIST-32 with Kiln's own training path (`Module.fit`, framework backend), saving a
+/// Fashion-MNIST-32 (docs/ZOO.md) with Kiln's own training path (`Module.fit`, framework backend), saving a
 /// checkpoint and the test accuracy after every epoch.
 struct ZooTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,8 +12,8 @@ struct ZooTrain: ParsableCommand {
 
     @Option(help: "The network's symbol JSON (its output: the class scores, as gluoncv exports it).") var symbol: String
     @Option(help: "Checkpoint prefix: PREFIX-symbol.json and PREFIX-EPOCH.params after every epoch.") var prefix: String
-    @Option(help: "Directory with Fashion-MNIST's IDX files (train-images-idx3-ubyte.gz, ...).")
-    var dataDir: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Directory with Fashion-MNIST's IDX files (default: $KILN_DATA_DIR/fashion-mnist, then /usr/share/datasets/fashion-mnist).")
+    var dataDir: String?
     @Option(help: "Training epochs.") var epochs: Int = 12
     @Option(help: "Batch size.") var batchSize: Int = 128
     @Option(help: "Peak learning rate (cosine decay to 0 over the run).") var learningRate: Double = 0.1
@@ -21,23 +21,19 @@ struct ZooTrain: ParsableCommand {
     @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1
     @Option(help: "Train on the first N training images only (a smoke test).") var limit: Int?
 
-    /// Fashion-MNIST's pixel mean and standard deviation over the training set, after scaling to [0, 1].
-    static let mean: Float = 0.2860, std: Float = 0.3530
-
-    /// (N, 28, 28) uint8 images as (N, 3, 32, 32) float32: 2 pixels of 0 on each side, the gray channel
-    /// replicated, then normalized with Fashion-MNIST's mean and std (the "Fashion-MNIST-32" images).
-    static func padded(_ images: NDArray, count: Int) -> NDArray {
-        let raw = images.floats()
-        var out = [Float](repeating: (0 - mean) / std, count: count * 3 * 32 * 32)
-        for n in 0..<count {
-            for y in 0..<28 {
-                for x in 0..<28 {
-                    let v = (raw[n * 784 + y * 28 + x] / 255 - mean) / std
-                    for c in 0..<3 { out[((n * 3 + c) * 32 + y + 2) * 32 + x + 2] = v }
-                }
-            }
+    /// A split of Fashion-MNIST through the zoo's data pipeline (`Vision.FashionMNIST` with the
+    /// `FashionMNIST32` transform, as `kiln zoo` tests with), stacked into (N, 3, 32, 32) and (N,) arrays.
+    static func arrays(root: String?, train: Bool, limit: Int?) throws -> (NDArray, NDArray) {
+        let set = try Vision.FashionMNIST(root: root, train: train).transformFirst(FashionMNIST32())
+        let n = min(limit ?? set.count, set.count)
+        var values = [Float](), labels = [Float]()
+        values.reserveCapacity(n * 3 * 32 * 32)
+        for i in 0..<n {
+            let sample = try set.item(at: i)
+            values += sample.data.floats()
+            labels.append(sample.label.floats().first ?? 0)
         }
-        return NDArray(shape: [count, 3, 32, 32], values: out)
+        return (NDArray(shape: [n, 3, 32, 32], values: values), NDArray(shape: [n], values: labels))
     }
 
     func run() throws {
@@ -45,12 +41,9 @@ struct ZooTrain: ParsableCommand {
             let net = try Symbol.load(jsonFile: symbol)
             let folder = (prefix as NSString).deletingLastPathComponent
             if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-            let train = try MNISTData(directory: dataDir, split: .train)
-            let test = try MNISTData(directory: dataDir, split: .test)
-            let n = min(limit ?? train.count, train.count)
-            let trainX = Self.padded(train.images, count: n), testX = Self.padded(test.images, count: test.count)
-            let trainY = NDArray(shape: [n], values: Array(train.labels.floats().prefix(n)))
-            let testY = NDArray(shape: [test.count], values: test.labels.floats())
+            let (trainX, trainY) = try Self.arrays(root: dataDir, train: true, limit: limit)
+            let (testX, testY) = try Self.arrays(root: dataDir, train: false, limit: nil)
+            let n = trainX.shape[0]
             let trainIter = try NDArrayIter(data: trainX, label: trainY, batchSize: batchSize, shuffle: true, seed: seed)
             let testIter = try NDArrayIter(data: testX, label: testY, batchSize: 500)
             let head = Symbol.softmaxOutput(net, label: .variable("softmax_label"), name: "softmax")
