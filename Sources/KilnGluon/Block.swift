@@ -143,7 +143,9 @@ open class HybridBlock: Block {
             }
             var buffer: [String: NDArray] = [:]
             for p in params { buffer[p.name] = try p.data() }
-            exec = try symbol().bind(shapes: ["data": x.shape], sharedBuffer: buffer)
+            // The input's dtype is given: KilnGraph's type inference does not default a BatchNorm's data
+            // to float32 when its parameters' types are known (gluoncv's v2 models start with one).
+            exec = try symbol().bind(shapes: ["data": x.shape], types: ["data": x.dtype], sharedBuffer: buffer)
             executors[x.shape] = exec
         }
         for p in params {

@@ -74,7 +74,10 @@ def main():
         if only and name not in only:
             continue
         mod = load_module(file)
-        net = getattr(mod, name)(classes=10)
+        # A fresh name manager per model: the names of a model built first in a fresh process
+        # (cifarresnetv10_, not cifarresnetv11_ for the second ResNet v1 built here).
+        with mx.name.NameManager():
+            net = getattr(mod, name)(classes=10)
         net.initialize(mx.init.Uniform(0.07))
         net(mx.nd.array(x[:1]))  # resolves deferred shapes
         params = net.collect_params()
@@ -82,7 +85,8 @@ def main():
         for k, (pname, p) in enumerate(params.items()):
             p.set_data(mx.nd.array(deterministic_values(pname, p.shape, k)))
             names.append([pname, list(p.shape)])
-        sym = net(mx.sym.var("data"))
+        with mx.name.NameManager():
+            sym = net(mx.sym.var("data"))
         # Outputs from the exported symbol, bound unfused (hybridize would fuse on some wheels).
         args = {n: p.data() for n, p in params.items()}
         exe = sym.bind(mx.cpu(), args=dict({"data": mx.nd.array(x)}, **{n: a for n, a in args.items() if n in sym.list_arguments()}),
