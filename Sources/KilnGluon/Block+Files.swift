@@ -27,7 +27,7 @@ extension Block {
         let structuralNames = Set(structural.map(\.name))
         // A file of full names (no structural name matches, some full name does) is read by full name.
         if !byName.keys.contains(where: structuralNames.contains) {
-            let params = try collectParams()
+            let params = collectParams()
             if byName.keys.contains(where: { params[$0] != nil }) {
                 try params.setData(byName, source: path, allowMissing: allowMissing, ignoreExtra: ignoreExtra)
                 return
@@ -53,7 +53,7 @@ extension HybridBlock {
     public func export(prefix: String, epoch: Int = 0) throws {
         let sym = try symbol()
         var args: [String: NDArray] = [:], aux: [String: NDArray] = [:]
-        for p in try collectParams() {
+        for p in collectParams() {
             if p.isAuxiliary { aux[p.name] = try p.data() } else { args[p.name] = try p.data() }
         }
         try Checkpoint.save(prefix: prefix, epoch: epoch, symbol: sym, argParams: args, auxParams: aux)

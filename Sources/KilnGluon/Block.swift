@@ -31,7 +31,6 @@ open class Block {
         if let prefix { full = current.prefix + prefix } else { full = current.nextPrefix(hint: hint) }
         self.prefix = full
         scope = prefix == "" ? nil : NameScope(prefix: full)
-        _ = self.prefix
     }
 
     /// The prefix without its trailing underscore (Gluon's `name`).
@@ -59,18 +58,20 @@ open class Block {
         return child
     }
 
-    /// This block's parameters and its children's, depth first (Gluon's `collect_params`); with `regex`,
-    /// only names matching it from their start.
-    public func collectParams(_ regex: String? = nil) throws -> ParameterDict {
+    /// This block's parameters and its children's, depth first (Gluon's `collect_params()`).
+    public func collectParams() -> ParameterDict {
         var all: [Parameter] = []
         func walk(_ b: Block) {
             all.append(contentsOf: b.ownParameters)
             for c in b.children { walk(c.block) }
         }
         walk(self)
-        let dict = ParameterDict(all)
-        guard let regex else { return dict }
-        return try dict.selecting(regex)
+        return ParameterDict(all)
+    }
+
+    /// The parameters whose full names match `regex` from their start (Gluon's `collect_params('.*weight')`).
+    public func collectParams(_ regex: String) throws -> ParameterDict {
+        try collectParams().selecting(regex)
     }
 
     /// The parameters by structural name (`features.0.weight`, `stage1.0.body.1.gamma`), as Gluon's
@@ -116,7 +117,7 @@ open class HybridBlock: Block {
     /// Infers the unknown parameter shapes from an input shape and runs deferred initializers.
     public func inferParameterShapes(inputShape: Shape) throws {
         let sym = try symbol()
-        let params = try collectParams()
+        let params = collectParams()
         var given: [String: Shape] = ["data": inputShape]
         for p in params where p.hasKnownShape { given[p.name] = p.shape }
         let g = sym.graph
@@ -133,7 +134,7 @@ open class HybridBlock: Block {
     /// running statistics), with the framework backend. The executor is cached per input shape; the
     /// parameters' current data is fed on every call.
     public func callAsFunction(_ x: NDArray) throws -> NDArray {
-        let params = try collectParams()
+        let params = collectParams()
         let exec: Executor
         if let cached = executors[x.shape] {
             exec = cached
