@@ -13,10 +13,50 @@ private func temporaryPath(_ name: String) -> String {
     return dir.appendingPathComponent(name).path
 }
 
+/// The custom block of docs/GLUON.md.
+private final class Residual: HybridBlock {
+    let body = HybridSequential(prefix: "")
+    init(channels: Int) {
+        body.add(Conv2D(channels: channels, kernel: 3, padding: 1, useBias: false), BatchNorm(), Activation(.relu))
+        super.init(prefix: "", hint: "residual")
+        registerChild(body, name: "body")
+    }
+    override func forward(_ x: Symbol) throws -> Symbol {
+        Symbol.elementwiseAdd(x, try body(x), name: OpNamer.automatic("_plus"))
+    }
+}
+
 @Suite struct GluonTests {
+    @Test func customBlockOfTheGuide() throws {
+        let net = NameScope.fresh { () -> HybridSequential in
+            let net = HybridSequential(prefix: "net_")
+            net.nameScope { net.add(Residual(channels: 4), Residual(channels: 4)) }
+            return net
+        }
+        #expect(net.collectParams().names.prefix(2) == ["net_conv0_weight", "net_batchnorm0_gamma"])
+        #expect(net.collectParams()["net_conv1_weight"] != nil)
+        #expect(net.structuralParameters().map(\.name).contains("1.body.0.weight"))
+        let ops = try net.symbol().graph.nodes.filter { !$0.isVariable }.map(\.name)
+        #expect(ops == ["net_conv0_fwd", "net_batchnorm0_fwd", "net_relu0_fwd", "net__plus0",
+                        "net_conv1_fwd", "net_batchnorm1_fwd", "net_relu1_fwd", "net__plus1"])
+    }
+
+    @Test func fullNameFilesLoad() throws {
+        // Gluon's older save_params wrote full names; load_parameters still reads them.
+        let model = "cifar_resnet20_v1"
+        let source = try ModelZoo.get(model)
+        try source.loadParameters(from: Fixtures.url("golden/gluon/\(model)/\(model).params").path)
+        let path = temporaryPath("full.params")
+        try NDArray.saveParams(source.collectParams().map { ($0.name, try $0.data()) }, to: path)
+        let net = try ModelZoo.get(model)
+        try net.loadParameters(from: path)
+        let x = try NDArray.load(npyFile: Fixtures.url("golden/gluon/\(model)/input.npy"))
+        expectClose(try net(x), try NDArray.load(npyFile: Fixtures.url("golden/gluon/\(model)/output.npy")), relative: 1e-4)
+    }
+
     @Test func namesFollowGluonScopes() throws {
         // Gluon: a Sequential 'net_' holding two Dense layers names them net_dense0_, net_dense1_.
-        let net = try NameScope.fresh { () -> HybridSequential in
+        let net = NameScope.fresh { () -> HybridSequential in
             let net = HybridSequential(prefix: "net_")
             net.nameScope { net.add(Dense(units: 4, inUnits: 3), Activation(.relu), Dense(units: 2, inUnits: 4)) }
             return net
@@ -35,7 +75,7 @@ private func temporaryPath(_ name: String) -> String {
     }
 
     @Test func denseComputesByHand() throws {
-        let dense = try NameScope.fresh { Dense(units: 2, inUnits: 3) }
+        let dense = NameScope.fresh { Dense(units: 2, inUnits: 3) }
         try dense.weight.setData(NDArray(shape: [2, 3], values: [1, 2, 3, -1, 0, 1]))
         try dense.bias?.setData(NDArray(shape: [2], values: [0.5, -0.5]))
         // [1, 1, 2] -> [1 + 2 + 6 + 0.5, -1 + 0 + 2 - 0.5]
@@ -44,7 +84,7 @@ private func temporaryPath(_ name: String) -> String {
     }
 
     @Test func deferredShapesAndDefaultInitialization() throws {
-        let net = try NameScope.fresh { () -> HybridSequential in
+        let net = NameScope.fresh { () -> HybridSequential in
             let net = HybridSequential(prefix: "m_")
             net.nameScope { net.add(Conv2D(channels: 4, kernel: 3, padding: 1), BatchNorm(), Flatten(), Dense(units: 3)) }
             return net
