@@ -207,8 +207,8 @@ public final class Dropout: HybridBlock {
     }
 
     public override func forward(_ x: Symbol) throws -> Symbol {
-        // Gluon emits no node for rate 0 other than an identity; the value is the same.
-        guard rate > 0 else { return x }
+        // Gluon's rate 0 is F.identity(x): a `_copy` node with an automatic name (`dropout0_identity0`).
+        guard rate > 0 else { return Symbol.make("_copy", [x], name: OpNamer.automatic("identity")) }
         return Symbol.dropout(x, p: rate, name: OpNamer.name("fwd"))
     }
 }

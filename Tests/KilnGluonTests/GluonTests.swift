@@ -41,6 +41,20 @@ private final class Residual: HybridBlock {
                         "net_conv1_fwd", "net_batchnorm1_fwd", "net_relu1_fwd", "net__plus1"])
     }
 
+    @Test func dropoutNodesAreGluons() throws {
+        // From MXNet 1.9.1: HybridSequential('m_') of Dropout(0.0), Dropout(0.3) traces to
+        // [('_copy', 'm_dropout0_identity0'), ('Dropout', 'm_dropout1_fwd')].
+        let net = NameScope.fresh { () -> HybridSequential in
+            let net = HybridSequential(prefix: "m_")
+            net.nameScope { net.add(Dropout(rate: 0), Dropout(rate: 0.3)) }
+            return net
+        }
+        let nodes = try net.symbol().graph.nodes.filter { !$0.isVariable }.map { "\($0.op) \($0.name)" }
+        #expect(nodes == ["_copy m_dropout0_identity0", "Dropout m_dropout1_fwd"])
+        let x = NDArray(shape: [1, 4], values: [1, 2, 3, 4])
+        #expect(try net(x).floats() == [1, 2, 3, 4])
+    }
+
     @Test func fullNameFilesLoad() throws {
         // Gluon's older save_params wrote full names; load_parameters still reads them.
         let model = "cifar_resnet20_v1"
