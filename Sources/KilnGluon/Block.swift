@@ -1,6 +1,7 @@
 import KilnCore
 import KilnGraph
 import KilnRuntime
+import KilnTrain
 
 /// The base of Gluon's layers and models (Gluon's `Block`): a name prefix, parameters and children.
 ///
@@ -72,6 +73,13 @@ open class Block {
     /// The parameters whose full names match `regex` from their start (Gluon's `collect_params('.*weight')`).
     public func collectParams(_ regex: String) throws -> ParameterDict {
         try collectParams().selecting(regex)
+    }
+
+    /// Initializes every parameter of the block and its children (Gluon's `net.initialize(init)`):
+    /// weights by `initializer` (Gluon's default `Uniform(scale: 0.07)`), biases, beta and running means
+    /// 0, gamma and running variances 1. Parameters of unknown shape initialize on the first run.
+    public func initialize(_ initializer: any Initializer = Uniform(scale: 0.07), seed: UInt64 = 0, forceReinit: Bool = false) throws {
+        try collectParams().initialize(initializer, seed: seed, forceReinit: forceReinit)
     }
 
     /// The parameters by structural name (`features.0.weight`, `stage1.0.body.1.gamma`), as Gluon's

@@ -116,7 +116,7 @@ private final class Residual: HybridBlock {
 
     @Test func saveAndLoadParametersRoundTrip() throws {
         let net = try ModelZoo.get("cifar_resnet20_v2")
-        try net.collectParams().initialize(Uniform(scale: 0.07), seed: 3)
+        try net.initialize(Uniform(scale: 0.07), seed: 3)
         _ = try net(NDArray(zeros: [1, 3, 32, 32]))
         let path = temporaryPath("net.params")
         try net.saveParameters(to: path)
