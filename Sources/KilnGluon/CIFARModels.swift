@@ -32,6 +32,7 @@ public final class CIFARBasicBlockV1: HybridBlock {
     private let body: HybridSequential
     private let downsample: HybridSequential?
 
+    /// A block of `channels` outputs; `downsample` adds the 1x1 projection shortcut.
     public init(channels: Int, stride: Int, downsample: Bool, inChannels: Int) {
         // The empty prefix: these layers are made in (and named by) the enclosing stage's scope.
         body = HybridSequential(prefix: "")
@@ -67,6 +68,7 @@ public final class CIFARBasicBlockV2: HybridBlock {
     private let dropRate: Double
     private let downsampleAfterActivation: Bool
 
+    /// A block of `channels` outputs; `downsample` adds the 1x1 projection shortcut; `dropRate` > 0 adds Dropout between the convolutions.
     public init(channels: Int, stride: Int, downsample: Bool, inChannels: Int, dropRate: Double = 0,
                 downsampleAfterActivation: Bool = false) {
         bn1 = BatchNorm()
@@ -103,6 +105,7 @@ public final class CIFARResNeXtBlock: HybridBlock {
     private let body: HybridSequential
     private let downsample: HybridSequential?
 
+    /// A block of `4 * channels` outputs with `cardinality` groups of width `floor(channels * bottleneckWidth / 64)`.
     public init(channels: Int, cardinality: Int, bottleneckWidth: Int, stride: Int, downsample: Bool) {
         // gluoncv: D = floor(channels * (bottleneck_width / 64)).
         let d = Int((Double(channels) * (Double(bottleneckWidth) / 64)).rounded(.down))
@@ -143,6 +146,7 @@ public final class CIFARNet: ChainBlock {
         case resNeXt(depth: Int, cardinality: Int, bottleneckWidth: Int)
     }
 
+    /// The architecture built.
     public let architecture: Architecture
 
     /// Builds the network in the current ``NameScope`` (``ModelZoo/get(_:pretrained:root:classes:)``

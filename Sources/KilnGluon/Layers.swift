@@ -7,12 +7,19 @@ func variable(_ p: Parameter) -> Symbol { Symbol.variable(p.name) }
 
 /// A 2-D convolution (Gluon's `nn.Conv2D`), named `convN_`; weight (channels, inChannels / groups, kh, kw).
 public final class Conv2D: HybridBlock {
+    /// The output channels (MXNet's num_filter).
     public let channels: Int
+    /// The kernel size per spatial axis.
     public let kernel: [Int]
+    /// The stride per spatial axis.
     public let strides: [Int]
+    /// The symmetric zero padding per spatial axis.
     public let padding: [Int]
+    /// The dilation per spatial axis.
     public let dilation: [Int]
+    /// The channel groups (MXNet's num_group).
     public let groups: Int
+    /// Whether the layer has a bias.
     public let useBias: Bool
     /// `weight`, of shape (channels, inChannels / groups, kernel...); inChannels 0 is inferred.
     public let weight: Parameter
@@ -54,10 +61,15 @@ public final class Conv2D: HybridBlock {
 
 /// A fully connected layer (Gluon's `nn.Dense`), named `denseN_`; weight (units, inUnits).
 public final class Dense: HybridBlock {
+    /// The output units (MXNet's num_hidden).
     public let units: Int
+    /// Whether the layer has a bias.
     public let useBias: Bool
+    /// Whether inputs of rank above 2 are read as (batch, rest); otherwise only the last axis is transformed.
     public let flatten: Bool
+    /// `weight`, of shape (units, inUnits).
     public let weight: Parameter
+    /// `bias`, of shape (units), when `useBias`.
     public let bias: Parameter?
 
     /// - Parameters:
@@ -84,14 +96,23 @@ public final class Dense: HybridBlock {
 /// Parameters `gamma`, `beta`, `running_mean`, `running_var` (the last two auxiliary states). Without
 /// `scale`, gamma is fixed at 1 (`fix_gamma`); without `center`, beta is not learned.
 public final class BatchNorm: HybridBlock {
+    /// The channel axis.
     public let axis: Int
+    /// The running statistics' momentum (training only).
     public let momentum: Double
+    /// Added to the variance before the square root.
     public let epsilon: Double
+    /// Whether beta is learned (otherwise it stays 0).
     public let center: Bool
+    /// Whether gamma is learned (otherwise it is read as 1: MXNet's fix_gamma).
     public let scale: Bool
+    /// `gamma`, the scale.
     public let gamma: Parameter
+    /// `beta`, the shift.
     public let beta: Parameter
+    /// `running_mean`, an auxiliary state.
     public let runningMean: Parameter
+    /// `running_var`, an auxiliary state.
     public let runningVar: Parameter
 
     /// - Parameters:
@@ -120,8 +141,10 @@ public final class BatchNorm: HybridBlock {
 
 /// An activation function (Gluon's `nn.Activation`), named after it (`reluN_`).
 public final class Activation: HybridBlock {
+    /// The function.
     public let kind: ActivationKind
 
+    /// An activation named `KINDN_` (`relu0_`).
     public init(_ kind: ActivationKind, prefix: String? = nil) {
         self.kind = kind
         super.init(prefix: prefix, hint: kind.rawValue)
@@ -134,11 +157,16 @@ public final class Activation: HybridBlock {
 
 /// 2-D max pooling (Gluon's `nn.MaxPool2D`), named `poolN_`; strides default to the pool size.
 public final class MaxPool2D: HybridBlock {
+    /// The window per spatial axis.
     public let poolSize: [Int]
+    /// The stride per spatial axis.
     public let strides: [Int]
+    /// The symmetric zero padding per spatial axis.
     public let padding: [Int]
+    /// Whether the output size rounds up (MXNet's `full` convention).
     public let ceilMode: Bool
 
+    /// Pooling over `poolSize` windows; `strides` default to `poolSize`.
     public init(poolSize: [Int] = [2, 2], strides: [Int]? = nil, padding: [Int] = [0, 0], ceilMode: Bool = false,
                 prefix: String? = nil) {
         self.poolSize = poolSize
@@ -156,12 +184,18 @@ public final class MaxPool2D: HybridBlock {
 
 /// 2-D average pooling (Gluon's `nn.AvgPool2D`), named `poolN_`; padding counts in the divisor by default.
 public final class AvgPool2D: HybridBlock {
+    /// The window per spatial axis.
     public let poolSize: [Int]
+    /// The stride per spatial axis.
     public let strides: [Int]
+    /// The symmetric zero padding per spatial axis.
     public let padding: [Int]
+    /// Whether the output size rounds up (MXNet's `full` convention).
     public let ceilMode: Bool
+    /// Whether padding counts in the divisor.
     public let countIncludePad: Bool
 
+    /// Pooling over `poolSize` windows; `strides` default to `poolSize`.
     public init(poolSize: [Int] = [2, 2], strides: [Int]? = nil, padding: [Int] = [0, 0], ceilMode: Bool = false,
                 countIncludePad: Bool = true, prefix: String? = nil) {
         self.poolSize = poolSize
@@ -180,6 +214,7 @@ public final class AvgPool2D: HybridBlock {
 
 /// Average over each channel's whole plane (Gluon's `nn.GlobalAvgPool2D`), named `poolN_`; output (N, C, 1, 1).
 public final class GlobalAvgPool2D: HybridBlock {
+    /// A global average pooling named `poolN_`.
     public init(prefix: String? = nil) { super.init(prefix: prefix, hint: "pool") }
 
     public override func forward(_ x: Symbol) throws -> Symbol {
@@ -189,6 +224,7 @@ public final class GlobalAvgPool2D: HybridBlock {
 
 /// (N, ...) to (N, product of the rest) (Gluon's `nn.Flatten`), named `flattenN_`.
 public final class Flatten: HybridBlock {
+    /// A flatten named `flattenN_`.
     public init(prefix: String? = nil) { super.init(prefix: prefix, hint: "flatten") }
 
     public override func forward(_ x: Symbol) throws -> Symbol {
@@ -199,8 +235,10 @@ public final class Flatten: HybridBlock {
 
 /// Dropout (Gluon's `nn.Dropout`), named `dropoutN_`; the identity at inference.
 public final class Dropout: HybridBlock {
+    /// The fraction dropped in training.
     public let rate: Double
 
+    /// Dropout of `rate` in training.
     public init(rate: Double, prefix: String? = nil) {
         self.rate = rate
         super.init(prefix: prefix, hint: "dropout")

@@ -103,6 +103,7 @@ public struct ParameterDict: Sequence {
         self.parameters = parameters.filter { seen.insert(ObjectIdentifier($0)).inserted }
     }
 
+    /// The parameters in order.
     public func makeIterator() -> IndexingIterator<[Parameter]> { parameters.makeIterator() }
 
     /// The number of parameters.
