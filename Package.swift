@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
         .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "CDNNL"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine"]),
+        .target(name: "KilnGluon", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine", "KilnGluon"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -33,6 +34,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
         .testTarget(name: "KilnPartitionTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "TestSupport"]),
         .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
+        .testTarget(name: "KilnGluonTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnGluon", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnTests", dependencies: ["Kiln", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),

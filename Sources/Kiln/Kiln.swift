@@ -7,3 +7,4 @@
 @_exported import KilnTrain
 @_exported import KilnData
 @_exported import KilnEngine
+@_exported import KilnGluon
