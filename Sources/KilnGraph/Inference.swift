@@ -117,7 +117,15 @@ extension Graph {
             var ins: [DType?] = n.inputs.map { types[$0.node][$0.index] }
             // An input of unknown type on the data path defaults to float32, as simple_bind does.
             if !ins.isEmpty && ins.allSatisfy({ $0 == nil }) { ins[0] = .float32 }
-            let outs = try def.inferType(&ins, ctx)
+            var outs: [DType]
+            do {
+                outs = try def.inferType(&ins, ctx)
+            } catch GraphError.unknownShape where !ins.isEmpty && ins[0] == nil {
+                // The data input is still unknown though other inputs are known (a BatchNorm first in a
+                // graph whose weights were given): float32, simple_bind's default for untyped arguments.
+                ins[0] = .float32
+                outs = try def.inferType(&ins, ctx)
+            }
             for (k, e) in n.inputs.enumerated() where types[e.node][e.index] == nil { types[e.node][e.index] = ins[k] ?? .float32 }
             types[i] = outs.count == ctx.outputCount ? outs : outs + [DType](repeating: outs.last ?? .float32, count: max(0, ctx.outputCount - outs.count))
         }

@@ -106,28 +106,27 @@ func zooSummary(_ results: [ZooResult], skipped: [(name: String, reason: String)
     return text
 }
 
-/// Why a zoo model cannot be had.
-struct ZooModelError: Error, CustomStringConvertible {
-    let description: String
-}
 
 /// A zoo model's symbol and weights (arguments and auxiliary states by name).
 ///
-/// A stub until the Gluon model zoo lands (it will become `ModelZoo.get(name, pretrained: true)`):
-/// it loads the exported checkpoint `NAME-symbol.json` + `NAME-0000.params` from `$KILN_MODEL_DIR`
-/// (default `~/.kiln/models`), and has no random weights to offer.
+/// A zoo network and its weights, as the seed does it: `ModelZoo.get(name, pretrained:)`, the net
+/// called on `Symbol.variable("data")`, the weights from `collectParams()`. With `pretrained`, the
+/// weights come from `NAME.params` (Gluon's format) in the model directory (`--model-dir`,
+/// `$KILN_MODEL_DIR`, else `~/.kiln/models`); an exported checkpoint `NAME-symbol.json` +
+/// `NAME-0000.params` there is used when no Gluon file is. Without `pretrained`: random weights.
 func zooModel(name: String, pretrained: Bool) throws -> (symbol: Symbol, weights: [String: NDArray]) {
-    let environment = ProcessInfo.processInfo.environment
-    let directory = environment["KILN_MODEL_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.kiln/models")
-    let prefix = directory + "/" + name
-    let (symbolPath, paramsPath) = Checkpoint.paths(prefix: prefix, epoch: 0)
-    guard pretrained else {
-        throw ZooModelError(description: "no weights for \(name): random weights need the Gluon model zoo, which this build does not have yet")
+    let directory = ModelZoo.modelDirectory()
+    let gluonFile = (directory as NSString).appendingPathComponent(name + ".params")
+    let (symbolPath, paramsPath) = Checkpoint.paths(prefix: (directory as NSString).appendingPathComponent(name), epoch: 0)
+    if pretrained, !FileManager.default.fileExists(atPath: gluonFile),
+       FileManager.default.fileExists(atPath: symbolPath), FileManager.default.fileExists(atPath: paramsPath) {
+        let (symbol, args, aux) = try Checkpoint.load(prefix: (directory as NSString).appendingPathComponent(name), epoch: 0)
+        return (symbol, args.merging(aux) { a, _ in a })
     }
-    let missing = [symbolPath, paramsPath].filter { !FileManager.default.fileExists(atPath: $0) }
-    guard missing.isEmpty else {
-        throw ZooModelError(description: "no weights for \(name): \(missing.joined(separator: " and ")) not found; export the trained model there (NAME-symbol.json and NAME-0000.params) or give --model-dir")
+    let net = try ModelZoo.get(name, pretrained: pretrained)
+    if !pretrained {
+        try net.inferParameterShapes(inputShape: [1, 3, 32, 32])
+        try net.initialize(Xavier(randomType: .gaussian, factorType: .fanIn, magnitude: 2))
     }
-    let (symbol, args, aux) = try Checkpoint.load(prefix: prefix, epoch: 0)
-    return (symbol, args.merging(aux) { a, _ in a })
+    return (try net(Symbol.variable("data")), net.collectParams().arrays)
 }

@@ -191,6 +191,16 @@ import Testing
         #expect(s.outputs == [dataShape])
     }
 
+    /// simple_bind types untyped arguments float32: a BatchNorm first in a graph, bound with its
+    /// statistics' types known and the data's not (as a Gluon v2 ResNet is), still infers.
+    @Test func batchNormDataDefaultsToFloat32WhenOnlyItsStatisticsAreTyped() throws {
+        let bn = Symbol.batchNorm(data, name: "bn")
+        let given: [String: DType] = ["bn_gamma": .float32, "bn_beta": .float32, "bn_moving_mean": .float32, "bn_moving_var": .float32]
+        let types = try bn.graph.inferTypes(given)
+        #expect(types.outputs == [.float32])
+        #expect(throws: GraphError.self) { try bn.graph.inferTypes(["data": .float16, "bn_gamma": .float16]) }
+    }
+
     @Test func batchNormOutputMeanVarShowsThreeOutputs() throws {
         let bn = Symbol.batchNorm(data, outputMeanVar: true, name: "bn")
         #expect(bn.listOutputs() == ["bn_output", "bn_mean", "bn_var"])
