@@ -10,7 +10,9 @@ struct ZooTrain: ParsableCommand {
         commandName: "zoo-train",
         abstract: "Train a CIFAR zoo network (exported symbol) on Fashion-MNIST padded to 3x32x32, with SGD and a cosine schedule.")
 
-    @Option(help: "The network's symbol JSON (its output: the class scores, as gluoncv exports it).") var symbol: String
+    @Option(help: "A zoo network (cifar_resnet20_v1, ...): traced with Kiln's model zoo; its weights are also written in Gluon's format as PREFIX.params.")
+    var model: String?
+    @Option(help: "Or a symbol JSON (its output: the class scores, as gluoncv exports it).") var symbol: String?
     @Option(help: "Checkpoint prefix: PREFIX-symbol.json and PREFIX-EPOCH.params after every epoch.") var prefix: String
     @Option(help: "Directory with Fashion-MNIST's IDX files (default: $KILN_DATA_DIR/fashion-mnist, then /usr/share/datasets/fashion-mnist).")
     var dataDir: String?
@@ -38,7 +40,8 @@ struct ZooTrain: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let net = try Symbol.load(jsonFile: symbol)
+            guard (model == nil) != (symbol == nil) else { throw ValidationError("Give either --model NAME or --symbol FILE.") }
+            let net = try model.map { try ModelZoo.get($0).symbol() } ?? Symbol.load(jsonFile: symbol ?? "")
             let folder = (prefix as NSString).deletingLastPathComponent
             if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
             let (trainX, trainY) = try Self.arrays(root: dataDir, train: true, limit: limit)
@@ -51,7 +54,7 @@ struct ZooTrain: ParsableCommand {
             let updatesPerEpoch = (n + batchSize - 1) / batchSize
             let scheduler = try CosineScheduler(maxUpdate: max(2, epochs * updatesPerEpoch), baseLearningRate: learningRate,
                                                 warmup: Warmup(steps: min(updatesPerEpoch, epochs * updatesPerEpoch - 1)))
-            print("training \(symbol) on Fashion-MNIST-32: \(n) images, \(epochs) epochs of \(updatesPerEpoch) batches of \(batchSize); SGD lr \(learningRate) (cosine, 1 epoch warm-up), momentum 0.9, wd \(weightDecay)")
+            print("training \(model ?? symbol ?? "") on Fashion-MNIST-32: \(n) images, \(epochs) epochs of \(updatesPerEpoch) batches of \(batchSize); SGD lr \(learningRate) (cosine, 1 epoch warm-up), momentum 0.9, wd \(weightDecay)")
             let start = Date()
             _ = try module.fit(trainData: trainIter, evalData: testIter, epochs: epochs,
                                optimizer: SGD(momentum: 0.9, scheduler: scheduler, weightDecay: weightDecay),
@@ -65,6 +68,45 @@ struct ZooTrain: ParsableCommand {
                                },
                                checkpointPrefix: prefix)
             print(String(format: "trained in %.0f s", Date().timeIntervalSince(start)))
+            if let model {
+                let file = try ZooImport.gluonParameters(model: model, checkpoint: prefix, epoch: epochs, output: prefix + ".params")
+                print("Gluon parameters for ModelZoo.get(\"\(model)\", pretrained: true): \(file)")
+            }
+        }
+    }
+}
+
+/// Turns a checkpoint of a zoo network (as `kiln zoo-train` or MXNet's Module saves it: full names
+/// with arg:/aux: prefixes) into the Gluon parameter file `ModelZoo.get(name, pretrained: true)`
+/// reads (structural names, as gluoncv's `save_parameters`).
+struct ZooImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zoo-import",
+        abstract: "Write a zoo network's checkpoint (PREFIX-EPOCH.params) as Gluon's NAME.params for ModelZoo.get(NAME, pretrained: true).")
+
+    @Option(help: "The zoo network (cifar_resnet20_v1, ...).") var model: String
+    @Option(help: "The checkpoint prefix.") var checkpoint: String
+    @Option(help: "The checkpoint's epoch.") var epoch: Int
+    @Option(help: "The Gluon parameter file to write (default: MODEL_DIR/MODEL.params).") var output: String?
+
+    /// Loads the checkpoint's arrays into the zoo network by full name and saves them by structure.
+    static func gluonParameters(model: String, checkpoint: String, epoch: Int, output: String) throws -> String {
+        let net = try ModelZoo.get(model)
+        let (_, args, aux) = try Checkpoint.load(prefix: checkpoint, epoch: epoch)
+        let params = net.collectParams()
+        // The checkpoint also holds what the training head added (none has weights here); keep the net's own.
+        let arrays = args.merging(aux) { a, _ in a }.filter { params.names.contains($0.key) }
+        try params.setData(arrays, source: Checkpoint.paths(prefix: checkpoint, epoch: epoch).params)
+        let folder = (output as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        try net.saveParameters(to: output)
+        return output
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let file = output ?? (ModelZoo.modelDirectory() as NSString).appendingPathComponent(model + ".params")
+            print(try Self.gluonParameters(model: model, checkpoint: checkpoint, epoch: epoch, output: file))
         }
     }
 }
