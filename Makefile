@@ -4,7 +4,7 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test demo data lenet mxnet-check bench bench-quick engine-bench golden clean
+.PHONY: deps build release test demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
@@ -50,6 +50,18 @@ lenet: release data
 	.build/release/kiln lenet --epochs $(LENET_EPOCHS) --prefix $(LENET_PREFIX)
 	.build/release/kiln compare --symbol $(LENET_PREFIX)-symbol.json --params $(LENET_PREFIX)-$$(printf %04d $(LENET_EPOCHS)).params \
 	  --shape data=100,1,28,28 --data mnist --precisions fp32,bf16,int8
+
+# Fashion-MNIST from Debian's archive (/usr/share/datasets/fashion-mnist), for the zoo experiment.
+fashion-mnist:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+# The seed's second experiment: the CIFAR zoo on Fashion-MNIST-32, framework against engine, with the
+# weights trained here (models/); models without weights are listed as skipped.
+zoo: release fashion-mnist
+	KILN_MODEL_DIR=models .build/release/kiln zoo --batch 16 $(ZOO_ARGS)
 
 # Scores the LeNet checkpoint that `make lenet` saved in real MXNet 1.9.1 (installed into .venv-golden).
 mxnet-check:
