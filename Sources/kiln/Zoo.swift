@@ -28,7 +28,8 @@ struct Zoo: ParsableCommand {
     @Option(help: "The batch size bound for both modes.") var batch: Int = 16
     @Option(help: "Models to run, comma-separated; default the seed's ten.") var models: String?
     @Option(help: "Classify only the first N test images.") var limit: Int?
-    @Option(help: "The folder of exported checkpoints (NAME-symbol.json, NAME-0000.params); sets KILN_MODEL_DIR.") var modelDir: String?
+    @Option(help: "The folder of trained weights (Gluon's NAME.params, or NAME-symbol.json + NAME-0000.params); sets KILN_MODEL_DIR.") var modelDir: String?
+    @Flag(help: "Random weights instead of trained ones (every model runs; accuracy is chance).") var randomWeights = false
     @Option(help: "The folder holding Fashion-MNIST's t10k IDX files.") var dataDir: String?
     @Option(help: "Threads making batches before timing starts (0: on this thread).") var workers: Int = 1
     @Flag(help: "End with one line of JSON: batch, images, results and skipped models.") var json = false
@@ -58,7 +59,7 @@ struct Zoo: ParsableCommand {
             var skipped: [(name: String, reason: String)] = []
             for name in names {
                 do {
-                    let (symbol, weights) = try zooModel(name: name, pretrained: true)
+                    let (symbol, weights) = try zooModel(name: name, pretrained: !randomWeights)
                     let result = try ZooExperiment.run(name: name, symbol: symbol, weights: weights, batches: batches, batch: batch,
                                                        engineOptions: engineOptions, printBlock: true)
                     results.append(result)
