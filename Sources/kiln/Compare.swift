@@ -16,7 +16,7 @@ struct Compare: ParsableCommand {
     @Option(help: "The symbol JSON file.") var symbol: String
     @Option(help: "The parameters file (PREFIX-EPOCH.params).") var params: String
     @Option(help: "The data input's shape, NAME=N,C,H,W (e.g. data=100,1,28,28); N is the batch size.") var shape: String
-    @Option(help: "Where batches come from: mnist (the MNIST test set), or a .npy file of shape (count, C, H, W); default: seeded random data.")
+    @Option(help: "Where batches come from: mnist (the MNIST test set), fashion-mnist-32 (the zoo's test set), or a .npy file of shape (count, C, H, W); default: seeded random data.")
     var data: String?
     @Option(help: "The folder holding MNIST; default $KILN_DATA_DIR/mnist, else ~/.kiln/data/mnist.") var dataDir: String?
     @Option(help: "Labels for --data FILE.npy: a .npy file of shape (count,).") var labels: String?
@@ -204,6 +204,25 @@ struct Compare: ParsableCommand {
             while let batch = try iter.next() {
                 images.append(batch.data[0])
                 rows.append(batch.label[0].floats().map { Int($0) })
+            }
+            labelRows = rows
+        case "fashion-mnist-32"?:
+            // The zoo's test pipeline: Vision.FashionMNIST through FashionMNIST32, (N, 3, 32, 32).
+            guard rowShape == [3, 32, 32] else {
+                throw ValidationError("--data fashion-mnist-32 gives images of shape (N, 3, 32, 32); --shape \(shape) is not that.")
+            }
+            let test = try Vision.FashionMNIST(root: dataDir, train: false).transformFirst(FashionMNIST32())
+            var rows: [[Int]] = []
+            for start in stride(from: 0, to: test.count - n + 1, by: n) {
+                var values: [Float] = [], row: [Int] = []
+                values.reserveCapacity(dataShape.elementCount)
+                for i in start..<(start + n) {
+                    let sample = try test.item(at: i)
+                    values += sample.data.floats()
+                    row.append(Int(sample.label.floats().first ?? 0))
+                }
+                images.append(NDArray(shape: dataShape, values: values))
+                rows.append(row)
             }
             labelRows = rows
         case let file?:
