@@ -67,6 +67,8 @@ enum CacheKey {
         h.update("kiln-engine-plan format \(PlanFile.formatVersion)\ngraph ")
         h.update(text.withUnsafeBytes { Hash128.hash($0) })
         h.update("\noptions \(options.compiledForm)\ncpu \(cpuFeatures)\nonednn \(oneDNNVersion)\n")
+        // Algorithms chosen by timing depend on how many threads share the work.
+        if options.tune && options.precision == .fp32 { h.update("threads \(threadCount)\n") }
         if !numerics.isEmpty { h.update("numerics \(numerics)\n") }
         return h.digest
     }
@@ -95,6 +97,12 @@ enum CacheKey {
 
     /// What decides which kernels oneDNN generates on this machine: the ISA it dispatches to, and the
     /// processor's model and cpuid flags as Linux reports them.
+    /// The threads oneDNN's OpenMP runtime uses: OMP_NUM_THREADS when set, else every core.
+    static var threadCount: Int {
+        ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0.split(separator: ",").first ?? "") }
+            ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
     static let cpuFeatures: String = {
         var parts = ["isa=\(dnnl_get_effective_cpu_isa().rawValue)"]
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
