@@ -33,15 +33,7 @@ struct PrimitiveTimer {
         if let scratch = p.queryMemoryDesc(dnnl_query_scratchpad_md), DNNL.size(scratch) > 0 {
             memories.append((DNNLArg.scratchpad, try DNNLMemory(scratch, pointer: nil, node: "timing")))
         }
-        let clock = ContinuousClock()
-        var best = Double.infinity
-        for k in 0...runs {
-            let start = clock.now
-            try p.execute(memories, stream: stream)
-            let d = clock.now - start
-            if k > 0 { best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) }
-        }
-        return best
+        return try fastest { try p.execute(memories, stream: stream) }
     }
 
     /// Seconds a reorder between two layouts takes (0 when they are the same).
@@ -53,11 +45,16 @@ struct PrimitiveTimer {
         if let scratch = p.queryMemoryDesc(dnnl_query_scratchpad_md), DNNL.size(scratch) > 0 {
             args.append((DNNLArg.scratchpad, try DNNLMemory(scratch, pointer: nil, node: "timing")))
         }
+        return try fastest { try p.execute(args, stream: stream) }
+    }
+
+    /// The minimum seconds of `runs` executions of `body`, after one untimed warm-up.
+    private func fastest(_ body: () throws -> Void) throws -> Double {
         let clock = ContinuousClock()
         var best = Double.infinity
         for k in 0...runs {
             let start = clock.now
-            try p.execute(args, stream: stream)
+            try body()
             let d = clock.now - start
             if k > 0 { best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) }
         }
