@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
         .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "CDNNL"]),
         .target(name: "KilnGluon", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine", "KilnGluon"]),
+        .target(name: "KilnCUDA", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine", "KilnGluon", "KilnCUDA"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -37,6 +38,7 @@ let package = Package(
         .testTarget(name: "KilnGluonTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnGluon", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnTests", dependencies: ["Kiln", "TestSupport"]),
+        .testTarget(name: "KilnCUDATests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnCUDA", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine", "TestSupport"]),

@@ -77,6 +77,15 @@ extension Symbol {
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:],
                            sharedBuffer: [String: NDArray] = [:], engine: EngineSelection? = nil) throws -> Executor {
         let selection = try engine ?? EngineSelection.fromEnvironment()
+        if case let .gpu(ordinal) = context {
+            // The GPU's framework mode: cuDNN, cuBLAS and generated kernels op by op.
+            guard selection == .framework else {
+                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1",
+                                               accepted: "0 with context gpu(\(ordinal)): the GPU runs in framework mode until the CUDA engine lands")
+            }
+            return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
+                            sharedBuffer: sharedBuffer, backend: CUDABackend(device: ordinal))
+        }
         guard case let .cpu(options) = selection else {
             return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs, sharedBuffer: sharedBuffer)
         }

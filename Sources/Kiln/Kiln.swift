@@ -8,3 +8,4 @@
 @_exported import KilnData
 @_exported import KilnEngine
 @_exported import KilnGluon
+@_exported import KilnCUDA

@@ -64,6 +64,12 @@ public protocol Backend: Sendable {
     /// Compiles `graph`, every op node of which this backend supports, for the given shapes and types.
     /// `constants` are variables whose values are known at compile time (weights).
     func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph
+    /// Whether executors bound with `context` may use this backend (CPU backends: `.cpu` only).
+    func runs(on context: Context) -> Bool
+}
+
+extension Backend {
+    public func runs(on context: Context) -> Bool { context == .cpu }
 }
 
 /// A backend that runs a graph one op at a time from a kernel table.

@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Forwards run (untimed) after the first result and before timing.") var warmup: Int = 3
     @Option(help: "A .npy file to use as the input instead of random data; its shape must match --shape.") var input: String?
     @Option(help: "Write output 0 of the first forward to this .npy file (to check runtimes against each other).") var output: String?
+    @Option(help: "Where to run: cpu, or gpu / gpu(N) for the GPU's framework mode (with --engine off).") var context: String = "cpu"
     @Flag(help: "End with one line of JSON.") var json = false
     @Flag(help: "Print the engine's time per primitive (median of 20 runs) for each engine group.") var profile = false
 
@@ -39,6 +40,7 @@ struct Bench: ParsableCommand {
             }
             guard seconds >= 0, warmup >= 0 else { throw ValidationError("--seconds and --warmup must not be negative.") }
             let (dataName, shape) = try parseShapeOption(shapeSpec)
+            let place = try parseContext(context)
             // The KILN_ENGINE_* variables apply (a cache directory, say), except the precision, which
             // --precision decides. The engine refuses a precision it does not support with its own
             // sentence (exit code 1).
@@ -66,7 +68,7 @@ struct Bench: ParsableCommand {
             }
             var shared = args.merging(aux) { a, _ in a }
             shared[dataName] = data
-            let exec = try sym.simpleBind(shapes: [dataName: shape], sharedBuffer: shared, engine: selection)
+            let exec = try sym.simpleBind(context: place, shapes: [dataName: shape], sharedBuffer: shared, engine: selection)
             try exec.forward()
             let firstResult = elapsed(clock.now - start)
             // int8 without a stored table calibrates over its first batches (in fp32): finish that
@@ -94,7 +96,7 @@ struct Bench: ParsableCommand {
             let model = URL(fileURLWithPath: symbol).lastPathComponent.replacingOccurrences(of: "-symbol.json", with: "")
 
             var result: [String: Any] = [
-                "runtime": "kiln", "model": model, "batch": batch, "engine": useEngine ? "on" : "off",
+                "runtime": "kiln", "model": model, "batch": batch, "engine": useEngine ? "on" : "off", "context": place.description,
                 "precision": options.precision.rawValue, "images_per_s": imagesPerSecond,
                 "latency_ms_p50": percentile(sorted, 0.50) * 1000, "latency_ms_p99": percentile(sorted, 0.99) * 1000,
                 "latency_ms_mean": wall / Double(latencies.count) * 1000,
@@ -102,7 +104,7 @@ struct Bench: ParsableCommand {
                 "seconds": wall, "threads": threads,
                 "omp_wait_policy": environment["OMP_WAIT_POLICY"] ?? "unset",
             ]
-            print("\(model), batch \(batch), \(useEngine ? "engine \(options.precision.rawValue)" : "framework"), \(threads) threads, OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")")
+            print("\(model), batch \(batch), \(place), \(useEngine ? "engine \(options.precision.rawValue)" : "framework"), \(threads) threads, OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")")
             print(String(format: "first result %.3f s (load, bind, compile, first forward)", firstResult))
             print(String(format: "%.1f images/s over %d forwards in %.2f s; latency p50 %.3f ms, p99 %.3f ms; peak RSS %.1f MB",
                          imagesPerSecond, latencies.count, wall, percentile(sorted, 0.5) * 1000, percentile(sorted, 0.99) * 1000, peakRSS))

@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln: MXNet-compatible graphs, bound and run in Swift.",
-        subcommands: [Run.self, Inspect.self, LeNet.self, Partition.self, Compare.self, Bench.self, Zoo.self, ZooTrain.self, ZooImport.self])
+        subcommands: [Run.self, Inspect.self, LeNet.self, Partition.self, Compare.self, Bench.self, Zoo.self, ZooTrain.self, ZooImport.self, Devices.self, GPUCheck.self])
 }
 
 /// Prints a Kiln error as its sentence and exits non-zero, so no command crashes on bad input.

@@ -50,8 +50,8 @@ public final class Executor {
 
     init(symbol: Symbol, context: Context, backend: any Backend, shapes: InferredShapes, types: InferredTypes,
          argDict: [String: NDArray], auxDict: [String: NDArray], gradReqs: [String: GradReq] = [:]) throws {
-        guard context == .cpu else {
-            throw RuntimeError.invalidArgument("Context \(context) is not available yet; bind with context: .cpu")
+        guard backend.runs(on: context) else {
+            throw RuntimeError.invalidArgument("The \(backend.name) backend does not run on \(context); bind with context: .cpu, or with a GPU backend for .gpu")
         }
         self.symbol = symbol
         self.context = context

@@ -1,0 +1,237 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// Parses `cpu`, `gpu`, `gpu(N)` or `gpuN` into a context.
+func parseContext(_ text: String) throws -> Context {
+    let t = text.lowercased().replacingOccurrences(of: " ", with: "")
+    if t == "cpu" || t == "cpu(0)" { return .cpu }
+    if t == "gpu" { return .gpu(0) }
+    if t.hasPrefix("gpu") {
+        let digits = t.dropFirst(3).filter { $0.isNumber }
+        let rest = t.dropFirst(3).filter { !$0.isNumber }
+        if let n = Int(digits), rest.isEmpty || rest == "()" { return .gpu(n) }
+    }
+    throw ValidationError("--context \(text) is unknown; use cpu, gpu or gpu(N).")
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the GPUs and the CUDA libraries Kiln found (KILN_CUDA_PATH, the usual places, Python venvs).")
+
+    @Flag(help: "End with one line of JSON.") var json = false
+
+    func run() throws {
+        let cuda = CUDA.shared
+        print("CUDA libraries:")
+        for l in cuda.libraries { print("  \(l)") }
+        var gpus: [[String: Any]] = []
+        do {
+            let devices = try cuda.devices()
+            print(devices.isEmpty ? "No GPU." : "GPUs:")
+            for d in devices {
+                print("  \(d)")
+                gpus.append(["ordinal": d.ordinal, "name": d.name, "memory_mib": d.totalMemory >> 20,
+                             "compute_capability": "\(d.computeCapability.major).\(d.computeCapability.minor)",
+                             "multiprocessors": d.multiprocessors])
+            }
+        } catch {
+            print("No GPU: \(error)")
+        }
+        if let reason = cuda.unavailabilityReason { print("The GPU backend is unavailable: \(reason)") }
+        if json {
+            let libs = cuda.libraries.map { ["name": $0.name, "path": $0.path ?? "", "version": $0.version ?? "", "error": $0.error ?? ""] }
+            let line = try JSONSerialization.data(withJSONObject: ["libraries": libs, "gpus": gpus, "available": cuda.isAvailable], options: [.sortedKeys])
+            print(String(decoding: line, as: UTF8.self))
+        }
+    }
+}
+
+/// Checks the GPU's framework mode against independent answers: every GPU kernel against the naive
+/// reference kernels on the CPU, and whole models against the CPU framework.
+struct GPUCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpu-check",
+        abstract: "Check every GPU kernel against the reference kernels, and models on the GPU against the CPU.",
+        discussion: """
+            Each op case binds one small graph twice, with the naive reference kernels on the CPU and on the GPU, \
+            feeds both the same seeded random inputs and compares every output: max abs difference at most 1e-4 of \
+            the output scale (max |reference|, at least 1). Models (LeNet-5 and the zoo's models found in the model \
+            directory, or random weights) compare the GPU with the CPU framework, outputs and top-1. Exits 1 when \
+            a case fails.
+            """)
+
+    @Option(help: "The GPU.") var device: Int = 0
+    @Option(help: "Batch size of the model checks.") var batch: Int = 16
+    @Option(help: "Zoo models to check (comma-separated); trained weights from --model-dir when present.")
+    var models: String = "cifar_resnet20_v1,cifar_resnet56_v1,cifar_resnet20_v2"
+    @Option(help: "The folder of trained weights; sets KILN_MODEL_DIR.") var modelDir: String?
+    @Option(help: "Write the results as JSON to this file.") var output: String?
+
+    func run() throws {
+        try reportingErrors {
+            if let modelDir { setenv("KILN_MODEL_DIR", modelDir, 1) }
+            if let reason = CUDA.shared.unavailabilityReason {
+                throw ValidationError("No GPU to check: \(reason)")
+            }
+            for d in try CUDA.shared.devices() { print(d) }
+            print(CUDA.shared.versionSummary)
+            var rows: [[String: Any]] = []
+            var failures = 0
+            for c in try GPUOpCase.all() {
+                let r = try c.compare(device: device)
+                let ok = r.maxDifference <= 1e-4 * max(1, r.scale)
+                if !ok { failures += 1 }
+                print(String(format: "%@ %-34@ max |diff| %.3g (scale %.3g)%@", ok ? "ok  " : "FAIL", c.name as NSString, r.maxDifference, r.scale,
+                             r.onCPU.isEmpty ? "" : "  [on the CPU: \(r.onCPU.joined(separator: ", "))]"))
+                rows.append(["case": c.name, "max_abs_diff": r.maxDifference, "scale": r.scale, "ok": ok, "cpu_nodes": r.onCPU])
+            }
+            var modelCases: [(String, Symbol, [String: NDArray], Shape)] = [
+                ("lenet5 (random weights)", LeNet.symbol(), [:], [batch, 1, 28, 28]),
+            ]
+            for name in models.split(separator: ",").map(String.init) {
+                let pretrained = FileManager.default.fileExists(atPath: (ModelZoo.modelDirectory() as NSString).appendingPathComponent(name + ".params"))
+                let (symbol, weights) = try zooModel(name: name, pretrained: pretrained)
+                modelCases.append(("\(name) (\(pretrained ? "trained" : "random") weights)", symbol, weights, [batch, 3, 32, 32]))
+            }
+            for (name, symbol, weights, shape) in modelCases {
+                let r = try compareModel(symbol: symbol, weights: weights, shape: shape)
+                let ok = r.maxDifference <= 1e-4 * max(r.scale, 1e-30) && r.top1Agreement == 1
+                if !ok { failures += 1 }
+                print(String(format: "%@ %-40@ max |diff| %.3g of scale %.3g (%.2g); top-1 agreement %.4f; GPU %.2f ms, CPU %.2f ms per batch",
+                             ok ? "ok  " : "FAIL", name as NSString, r.maxDifference, r.scale, r.maxDifference / max(r.scale, 1e-30),
+                             r.top1Agreement, r.gpuSeconds * 1000, r.cpuSeconds * 1000))
+                rows.append(["model": name, "max_abs_diff": r.maxDifference, "scale": r.scale, "top1_agreement": r.top1Agreement,
+                             "gpu_ms": r.gpuSeconds * 1000, "cpu_ms": r.cpuSeconds * 1000, "ok": ok])
+            }
+            if let output {
+                let data = try JSONSerialization.data(withJSONObject: ["device": try CUDA.shared.devices().map(\.description),
+                                                                       "libraries": CUDA.shared.versionSummary, "results": rows],
+                                                      options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: URL(fileURLWithPath: output))
+            }
+            print(failures == 0 ? "all \(rows.count) checks passed" : "\(failures) of \(rows.count) checks failed")
+            if failures > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct ModelComparison {
+        var maxDifference: Double, scale: Double, top1Agreement: Double, gpuSeconds: Double, cpuSeconds: Double
+    }
+
+    func compareModel(symbol: Symbol, weights: [String: NDArray], shape: Shape) throws -> ModelComparison {
+        let data = NDArray.randomNormal(shape: shape, seed: 7)
+        var shared = weights
+        shared["data"] = data
+        let cpu = try symbol.simpleBind(shapes: ["data": shape], sharedBuffer: shared, engine: .framework)
+        let gpu = try symbol.simpleBind(context: .gpu(device), shapes: ["data": shape], sharedBuffer: shared, engine: .framework)
+        if weights.isEmpty {
+            // Random weights, the same on both sides.
+            var seed: UInt64 = 11
+            for (k, v) in cpu.argDict where k != "data" && !k.hasSuffix("label") {
+                seed += 1
+                let w = NDArray.randomNormal(shape: v.shape, std: 0.1, seed: seed)
+                cpu.argDict[k] = w
+                gpu.argDict[k] = w
+            }
+        }
+        let clock = ContinuousClock()
+        try cpu.forward()
+        try gpu.forward()
+        func seconds(_ e: Executor) throws -> Double {
+            let t = clock.now
+            for _ in 0..<5 { try e.forward() }
+            let d = clock.now - t
+            return (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) / 5
+        }
+        let c = cpu.outputs[0], g = gpu.outputs[0]
+        var maxDiff = 0.0, scale = 0.0
+        for i in 0..<c.elementCount {
+            maxDiff = max(maxDiff, abs(c.element(i) - g.element(i)))
+            scale = max(scale, abs(c.element(i)))
+        }
+        let classes = c.shape.dims.last ?? 1
+        let rows = c.elementCount / max(classes, 1)
+        var agree = 0
+        for r in 0..<rows {
+            func argmax(_ a: NDArray) -> Int {
+                var best = 0
+                for k in 1..<classes where a.element(r * classes + k) > a.element(r * classes + best) { best = k }
+                return best
+            }
+            if argmax(c) == argmax(g) { agree += 1 }
+        }
+        return ModelComparison(maxDifference: maxDiff, scale: scale, top1Agreement: Double(agree) / Double(max(rows, 1)),
+                               gpuSeconds: try seconds(gpu), cpuSeconds: try seconds(cpu))
+    }
+}
+
+/// One op configuration of `kiln gpu-check`.
+struct GPUOpCase {
+    let name: String
+    let symbol: Symbol
+    let shapes: [String: Shape]
+    /// Inputs that must be positive (variances, log's argument).
+    var positive: Set<String> = []
+
+    struct Result { var maxDifference: Double, scale: Double, onCPU: [String] }
+
+    func compare(device: Int) throws -> Result {
+        let reference = try symbol.bind(shapes: shapes, backend: OpByOpBackend.reference)
+        let gpu = try symbol.bind(context: .gpu(device), shapes: shapes, backend: CUDABackend(device: device))
+        var seed: UInt64 = 100
+        for (k, v) in reference.argDict.merging(reference.auxDict, uniquingKeysWith: { a, _ in a }) {
+            seed += 1
+            var x = NDArray.randomNormal(shape: v.shape, seed: seed)
+            if positive.contains(where: { k.hasSuffix($0) }) { x = x.map { abs($0) + 0.5 } }
+            if reference.argDict[k] != nil { reference.argDict[k] = x; gpu.argDict[k] = x } else { reference.auxDict[k] = x; gpu.auxDict[k] = x }
+        }
+        try reference.forward()
+        try gpu.forward()
+        var maxDiff = 0.0, scale = 0.0
+        for (r, g) in zip(reference.outputs, gpu.outputs) {
+            for i in 0..<r.elementCount {
+                maxDiff = max(maxDiff, abs(r.element(i) - g.element(i)))
+                scale = max(scale, abs(r.element(i)))
+            }
+        }
+        let shapesInferred = try symbol.graph.inferShapes(shapes)
+        let types = try symbol.graph.inferTypes([:])
+        let onCPU = CUDABackend(device: device).placements(symbol.graph, shapes: shapesInferred, types: types).filter { !$0.onGPU }.map { "\($0.op): \($0.reason ?? "")" }
+        return Result(maxDifference: maxDiff, scale: scale, onCPU: onCPU)
+    }
+
+    static func all() throws -> [GPUOpCase] {
+        let x = Symbol.variable("data")
+        let img: [String: Shape] = ["data": [2, 6, 9, 9]]
+        var cases: [GPUOpCase] = [
+            GPUOpCase(name: "Convolution 3x3 pad 1", symbol: .convolution(x, kernel: [3, 3], numFilter: 8, pad: [1, 1], name: "c"), shapes: img),
+            GPUOpCase(name: "Convolution 3x3 stride 2 no bias", symbol: .convolution(x, kernel: [3, 3], numFilter: 4, stride: [2, 2], noBias: true, name: "c"), shapes: img),
+            GPUOpCase(name: "Convolution 1x1 groups 2", symbol: .convolution(x, kernel: [1, 1], numFilter: 4, numGroup: 2, name: "c"), shapes: img),
+            GPUOpCase(name: "Convolution 3x3 dilate 2", symbol: .convolution(x, kernel: [3, 3], numFilter: 5, dilate: [2, 2], pad: [2, 2], name: "c"), shapes: img),
+            GPUOpCase(name: "BatchNorm", symbol: .batchNorm(x, eps: 1e-5, fixGamma: false, name: "bn"), shapes: img, positive: ["moving_var"]),
+            GPUOpCase(name: "BatchNorm fix_gamma", symbol: .batchNorm(x, eps: 1e-3, fixGamma: true, name: "bn"), shapes: img, positive: ["moving_var"]),
+            GPUOpCase(name: "Pooling max 2x2 stride 2", symbol: .pooling(x, kernel: [2, 2], poolType: .max, stride: [2, 2], name: "p"), shapes: img),
+            GPUOpCase(name: "Pooling avg 3x3 pad 1", symbol: .pooling(x, kernel: [3, 3], poolType: .avg, stride: [1, 1], pad: [1, 1], name: "p"), shapes: img),
+            GPUOpCase(name: "Pooling global avg", symbol: .pooling(x, poolType: .avg, globalPool: true, name: "p"), shapes: img),
+            GPUOpCase(name: "Pooling sum (CPU fallback)", symbol: .pooling(x, kernel: [2, 2], poolType: .sum, stride: [2, 2], name: "p"), shapes: img),
+            GPUOpCase(name: "FullyConnected flatten", symbol: .fullyConnected(x, numHidden: 7, name: "fc"), shapes: img),
+            GPUOpCase(name: "FullyConnected no bias, 2-d", symbol: .fullyConnected(x, numHidden: 3, noBias: true, name: "fc"), shapes: ["data": [5, 11]]),
+            GPUOpCase(name: "softmax axis -1", symbol: .softmax(x, name: "s"), shapes: ["data": [4, 10]]),
+            GPUOpCase(name: "softmax axis 1 of 4-d", symbol: .softmax(x, axis: 1, name: "s"), shapes: img),
+            GPUOpCase(name: "SoftmaxOutput", symbol: .softmaxOutput(x, name: "softmax"), shapes: ["data": [4, 10]]),
+            GPUOpCase(name: "Flatten", symbol: .flatten(x, name: "f"), shapes: img),
+            GPUOpCase(name: "elemwise_add", symbol: .elementwiseAdd(x, .variable("other")), shapes: ["data": [3, 5, 7], "other": [3, 5, 7]]),
+            GPUOpCase(name: "elemwise_div", symbol: .elementwiseDivide(x, .variable("other")), shapes: ["data": [3, 5, 7], "other": [3, 5, 7]], positive: ["other"]),
+            GPUOpCase(name: "broadcast_mul (3,1,7) x (5,1)", symbol: .broadcastMultiply(x, .variable("other")), shapes: ["data": [3, 1, 7], "other": [5, 1]]),
+            GPUOpCase(name: "_rdiv_scalar 3", symbol: .reverseDivideScalar(x, 3, name: "r"), shapes: ["data": [4, 9]], positive: ["data"]),
+            GPUOpCase(name: "_power_scalar 1.5", symbol: .powerScalar(x, 1.5, name: "p"), shapes: ["data": [4, 9]], positive: ["data"]),
+            GPUOpCase(name: "clip -0.5 0.7", symbol: .clip(x, min: -0.5, max: 0.7, name: "c"), shapes: ["data": [4, 9]]),
+            GPUOpCase(name: "log", symbol: .log(x, name: "l"), shapes: ["data": [4, 9]], positive: ["data"]),
+        ]
+        for kind in ActivationKind.allCases {
+            cases.append(GPUOpCase(name: "Activation \(kind.rawValue)", symbol: .activation(x, kind: kind, name: "a"), shapes: img))
+        }
+        return cases
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import KilnCore
+import KilnGraph
+import KilnRuntime
+import Testing
+@testable import KilnCUDA
+
+/// The CUDA backend's parts that need no GPU (library search, the capability answers, the
+/// allocator's rounding, broadcast strides, exact float literals), the behaviour without a GPU, and
+/// (skipped, saying why, where there is none) kernels on a GPU against the reference kernels.
+@Suite struct CUDATests {
+    /// Every library is either loaded with a path or reported by name with what to set.
+    @Test func librariesAreLoadedOrExplained() {
+        let cuda = CUDA.shared
+        #expect(cuda.libraries.map(\.name) == ["driver", "runtime", "cublas", "cudnn", "nvrtc"])
+        for l in cuda.libraries where !l.isLoaded {
+            let text = l.error ?? ""
+            #expect(text.contains("lib") && text.contains("KILN_CUDA_PATH"), "\(text)")
+        }
+        #expect(cuda.isAvailable == (cuda.unavailabilityReason == nil))
+    }
+
+    /// KILN_CUDA_PATH's folders come first, each with its lib64/ and lib/.
+    @Test func cudaPathFoldersComeFirst() {
+        let folders = DynamicLibrary.searchFolders(environment: ["KILN_CUDA_PATH": "/opt/a:/opt/b"])
+        #expect(Array(folders.prefix(6)) == ["/opt/a", "/opt/a/lib64", "/opt/a/lib", "/opt/b", "/opt/b/lib64", "/opt/b/lib"])
+        #expect(DynamicLibrary.searchFolders(environment: [:]).isEmpty)
+    }
+
+    /// A library that is nowhere gives a sentence naming it and where it was looked for.
+    @Test func missingLibraryIsNamed() {
+        #expect(throws: CUDAError.self) {
+            _ = try DynamicLibrary.open("libkiln-nothing", names: ["libkiln-nothing.so.1"], environment: ["KILN_CUDA_PATH": "/nonexistent"])
+        }
+        do {
+            _ = try DynamicLibrary.open("libkiln-nothing", names: ["libkiln-nothing.so.1"], environment: ["KILN_CUDA_PATH": "/nonexistent"])
+        } catch {
+            #expect("\(error)".contains("libkiln-nothing") && "\(error)".contains("/nonexistent"))
+        }
+    }
+
+    /// Small blocks round to 512 bytes, blocks of 1 MiB and more to 2 MiB.
+    @Test(arguments: [(1, 512), (512, 512), (513, 1024), ((1 << 20) - 1, 1 << 20), (1 << 20, 2 << 20), ((2 << 20) + 1, 4 << 20)])
+    func poolRounding(bytes: Int, rounded: Int) {
+        #expect(DeviceMemoryPool.rounded(bytes) == rounded)
+    }
+
+    /// Strides of an input read as the broadcast output: 0 on axes where the input has 1 (worked by hand).
+    @Test func broadcastStrides() {
+        #expect(BinaryKernel.strides([3, 1, 7], to: [3, 5, 7]) == [7, 0, 1])
+        #expect(BinaryKernel.strides([5, 1], to: [3, 5, 7]) == [0, 1, 0])
+        #expect(BinaryKernel.strides([3, 5, 7], to: [3, 5, 7]) == [35, 7, 1])
+    }
+
+    /// Scalars go into generated source as their exact float32 bits.
+    @Test func floatLiteralsAreExact() {
+        #expect(ScalarKernel.literal(1.5) == "__int_as_float(1069547520)")  // 0x3FC00000
+        #expect(ScalarKernel.literal(-2) == "__int_as_float(-1073741824)")  // 0xC0000000
+        #expect(ScalarKernel.literal(0.1) == "__int_as_float(\(Int32(bitPattern: Float(0.1).bitPattern)))")
+    }
+
+    static func support(_ symbol: Symbol, _ shapes: [String: Shape]) throws -> [String: Support] {
+        let g = symbol.graph
+        let s = try g.inferShapes(shapes), t = try g.inferTypes([:])
+        var answers: [String: Support] = [:]
+        for (i, n) in g.nodes.enumerated() where !n.isVariable {
+            answers[n.name] = CUDABackend().support(SupportQuery(graph: g, node: i, shapes: s, types: t))
+        }
+        return answers
+    }
+
+    /// The capability answers come from the same entries that build the kernels.
+    @Test func supportAnswersWithReasons() throws {
+        let x = Symbol.variable("data")
+        let conv = try Self.support(.convolution(x, kernel: [3, 3], numFilter: 4, name: "c"), ["data": [1, 2, 8, 8]])
+        #expect(conv["c"] == .supported)
+        let conv3d = try Self.support(.convolution(x, kernel: [3, 3, 3], numFilter: 4, name: "c"), ["data": [1, 2, 8, 8, 8]])
+        #expect(conv3d["c"] == .unsupported("a 3-d kernel; GPU framework kernels take 2-d convolutions"))
+        let sum = try Self.support(.pooling(x, kernel: [2, 2], poolType: .sum, stride: [2, 2], name: "p"), ["data": [1, 2, 8, 8]])
+        #expect(sum["p"] == .unsupported("pool_type sum"))
+        // 'full' rounding up where cuDNN floors: 7 with kernel 2 stride 2 gives 4, not 3.
+        let full = try Self.support(.pooling(x, kernel: [2, 2], poolType: .max, convention: .full, stride: [2, 2], name: "p"), ["data": [1, 2, 7, 7]])
+        #expect(full["p"] != .supported)
+        let fullEven = try Self.support(.pooling(x, kernel: [2, 2], poolType: .max, convention: .full, stride: [2, 2], name: "p"), ["data": [1, 2, 8, 8]])
+        #expect(fullEven["p"] == .supported)
+        let tempered = try Self.support(.softmax(x, temperature: 2, name: "s"), ["data": [2, 5]])
+        #expect(tempered["s"] == .unsupported("temperature 2.0"))
+        let transposed = try Self.support(try Symbol.apply("transpose", [x], name: "t"), ["data": [2, 5]])
+        #expect(transposed["t"] == .unsupported("no GPU kernel for transpose"))
+    }
+
+    /// Without a GPU, binding on one fails with the reason, and the process goes on.
+    @Test(.enabled(if: !CUDA.shared.isAvailable, "this machine has a GPU"))
+    func bindingWithoutGPUExplains() throws {
+        let net = Symbol.fullyConnected(.variable("data"), numHidden: 3, name: "fc")
+        do {
+            _ = try net.bind(context: .gpu(0), shapes: ["data": [2, 4]], backend: CUDABackend(device: 0))
+            Issue.record("binding on a missing GPU succeeded")
+        } catch {
+            #expect("\(error)".contains("lib"), "\(error)")
+        }
+    }
+
+    /// A CPU backend refuses a GPU context instead of running there silently.
+    @Test func cpuBackendRefusesGPUContext() {
+        let net = Symbol.fullyConnected(.variable("data"), numHidden: 3, name: "fc")
+        #expect(throws: RuntimeError.self) { _ = try net.bind(context: .gpu(0), shapes: ["data": [2, 4]]) }
+    }
+
+    /// On a GPU: convolution, batch norm, pooling and dense layers against the reference kernels.
+    @Test(.enabled(if: CUDA.shared.isAvailable, "needs a GPU and CUDA's libraries (see `kiln devices`); `kiln gpu-check` runs the full set there"))
+    func kernelsMatchReference() throws {
+        var x = Symbol.variable("data")
+        x = .convolution(x, kernel: [3, 3], numFilter: 8, pad: [1, 1], name: "c")
+        x = .batchNorm(x, eps: 1e-5, fixGamma: false, name: "bn")
+        x = .activation(x, kind: .relu, name: "r")
+        x = .pooling(x, kernel: [2, 2], poolType: .max, stride: [2, 2], name: "p")
+        x = .fullyConnected(x, numHidden: 5, name: "fc")
+        let shapes: [String: Shape] = ["data": [2, 3, 8, 8]]
+        let ref = try x.bind(shapes: shapes, backend: OpByOpBackend.reference)
+        let gpu = try x.bind(context: .gpu(0), shapes: shapes, backend: CUDABackend(device: 0))
+        var seed: UInt64 = 1
+        for (k, v) in ref.argDict {
+            seed += 1
+            let a = NDArray.randomNormal(shape: v.shape, seed: seed)
+            ref.argDict[k] = a
+            gpu.argDict[k] = a
+        }
+        for (k, v) in ref.auxDict {
+            let a = NDArray.randomNormal(shape: v.shape, seed: 99).map { abs($0) + 0.5 }
+            ref.auxDict[k] = a
+            gpu.auxDict[k] = a
+        }
+        try ref.forward()
+        try gpu.forward()
+        let r = ref.outputs[0], g = gpu.outputs[0]
+        var worst = 0.0
+        for i in 0..<r.elementCount { worst = max(worst, abs(r.element(i) - g.element(i))) }
+        #expect(worst < 1e-4)
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the static-stdlib kiln binary here and packs what the GPU machine needs into
+# .devcarry/kiln-gpu.tar.xz (kept under the device tool's 64 MiB): the binary, oneDNN and the other
+# shared libraries it links (the GPU machine has none of them), the zoo's trained weights and the
+# benchmark checkpoints. tools/gpu/run.sh unpacks and runs it there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+swift build -c release --static-swift-stdlib --scratch-path .build-static --product kiln \
+    --explicit-target-dependency-import-check error
+stage=$(mktemp -d)
+mkdir -p "$stage/kiln/lib" "$stage/kiln/models" "$stage/kiln/bench-models"
+cp .build-static/release/kiln "$stage/kiln/kiln"
+strip "$stage/kiln/kiln"
+# The shared libraries the binary links that a bare Ubuntu with CUDA lacks.
+for lib in $(ldd .build-static/release/kiln | awk '/=>/ {print $3}'); do
+    case "$(basename "$lib")" in
+        libdnnl*|libgomp*|libjpeg*|libpng*|libz.so*|libOpenCL*) cp -L "$lib" "$stage/kiln/lib/" ;;
+    esac
+done
+cp models/*.params "$stage/kiln/models/" 2>/dev/null || true
+if [ -d bench/models ]; then
+    cp bench/models/cifar_resnet56_v1-symbol.json bench/models/cifar_resnet56_v1-0000.params "$stage/kiln/bench-models/"
+fi
+mkdir -p .devcarry
+tar -C "$stage" -cJf .devcarry/kiln-gpu.tar.xz kiln
+rm -rf "$stage"
+ls -la .devcarry/kiln-gpu.tar.xz

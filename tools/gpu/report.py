@@ -1,0 +1,46 @@
+"""Turns the GPU run's JSON lines (kiln bench --context gpu, tools/gpu/torch_bench.py) into a
+markdown table of median images/s, p50 latency and first result per configuration and batch."""
+import collections
+import json
+import statistics
+import sys
+
+
+def main(src, dst):
+    rows = collections.defaultdict(list)
+    for line in open(src):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        if "error" in r:
+            print("failed:", r)
+            continue
+        if r.get("runtime") == "kiln":
+            name = "Kiln " + ("framework" if r.get("engine") == "off" else "engine " + r.get("precision", "")) + f" ({r.get('context', '')})"
+        else:
+            name = "PyTorch " + r["config"]
+        rows[(name, r["batch"])].append(r)
+    batches = sorted({b for _, b in rows})
+    names = list(dict.fromkeys(n for n, _ in rows))
+    out = ["| configuration | " + " | ".join(f"batch {b}: images/s, p50 ms, first s" for b in batches) + " |",
+           "|---|" + "---:|" * len(batches)]
+    for n in names:
+        cells = []
+        for b in batches:
+            rs = rows.get((n, b))
+            if not rs:
+                cells.append("-")
+                continue
+            ips = statistics.median(r["images_per_s"] for r in rs)
+            p50 = statistics.median(r["latency_ms_p50"] for r in rs)
+            first = min(r["first_result_s"] for r in rs)
+            cells.append(f"{ips:,.0f}, {p50:.3f}, {first:.2f}")
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    text = "\n".join(out) + "\n"
+    open(dst, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
