@@ -17,8 +17,11 @@ public enum KilnError: Error, CustomStringConvertible, Equatable {
 public enum EngineSelection: Sendable, Equatable {
     /// Every node runs in the framework, op by op.
     case framework
-    /// Supported subgraphs become engine nodes compiled by the CPU engine on oneDNN.
+    /// Supported subgraphs become engine nodes compiled by the CPU engine on oneDNN. Bound with a
+    /// GPU context, the same switch means the engine of that context: the cuda engine.
     case cpu(EngineOptions)
+    /// Supported subgraphs become engine nodes compiled by the cuda engine (bind with `.gpu(N)`).
+    case cuda(EngineOptions)
 
     /// The selection the environment asks for: `KILN_USE_ENGINE` (`0`/`1`, `false`/`true`, `none`,
     /// `cpu`; unset means `0`) and, for an engine, the `KILN_ENGINE_*` options. Read at each bind, so
@@ -30,8 +33,10 @@ public enum EngineSelection: Sendable, Equatable {
             return .framework
         case "1", "true", "cpu":
             return .cpu(try EngineOptions(environment: environment))
+        case "cuda", "gpu":
+            return .cuda(try EngineOptions(environment: environment))
         default:
-            throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: raw, accepted: "0, 1, false, true, none, cpu")
+            throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: raw, accepted: "0, 1, false, true, none, cpu, cuda")
         }
     }
 
@@ -40,7 +45,29 @@ public enum EngineSelection: Sendable, Equatable {
         switch self {
         case .framework: return [:]
         case let .cpu(options): return ["cpu": CPUEngine(options: options)]
+        case let .cuda(options): return (try? CUDAEngine(options: options, device: 0)).map { ["cuda": $0] } ?? [:]
         }
+    }
+
+    /// The engine's options, nil for the framework.
+    var options: EngineOptions? {
+        switch self {
+        case .framework: return nil
+        case let .cpu(o), let .cuda(o): return o
+        }
+    }
+}
+
+extension CUDAEngine {
+    /// The cuda engine for the shared engine options (`KILN_ENGINE_PRECISION` fp32, fp16 or bf16;
+    /// `KILN_ENGINE_CUDA_GRAPH=0` replays no CUDA graph).
+    public init(options: EngineOptions, device ordinal: Int,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard let p = CUDAEngine.Precision(rawValue: options.precision.rawValue) else {
+            throw KilnError.invalidSetting(name: "KILN_ENGINE_PRECISION", value: options.precision.rawValue, accepted: "fp32, fp16 or bf16 on the cuda engine")
+        }
+        let graphs = environment["KILN_ENGINE_CUDA_GRAPH"].map { !["0", "false", "off"].contains($0.lowercased()) } ?? true
+        self.init(precision: p, device: ordinal, capturesGraphs: graphs)
     }
 }
 
@@ -56,13 +83,21 @@ extension Symbol {
     /// The partitioned symbol and the report of what went where and why (`kiln partition`).
     public func partitionedWithReport(for selection: EngineSelection, argParams: [String: NDArray] = [:],
                                       auxParams: [String: NDArray] = [:], shapes: [String: Shape] = [:]) throws -> (symbol: Symbol, report: PartitionReport) {
-        guard case let .cpu(options) = selection else {
+        let engine: any Backend
+        let options: EngineOptions
+        switch selection {
+        case .framework:
             throw KilnError.invalidSetting(name: "engine", value: "framework", accepted: "an engine selection such as .cpu(EngineOptions())")
+        case let .cpu(o):
+            engine = CPUEngine(options: o)
+            options = o
+        case let .cuda(o):
+            engine = try CUDAEngine(options: o, device: 0)
+            options = o
         }
-        let engine = CPUEngine(options: options)
         let partitionOptions = PartitionOptions(minGroupSize: options.minGroupSize, excludedOps: options.excludedOps,
                                                 constants: Set(argParams.keys).union(auxParams.keys),
-                                                engineName: "cpu", engineOptions: options.compact)
+                                                engineName: engine.name, engineOptions: options.compact)
         let (symbol, report) = try partitioned(for: engine, options: partitionOptions, argParams: argParams, auxParams: auxParams, shapes: shapes)
         return (symbol, report)
     }
@@ -78,15 +113,33 @@ extension Symbol {
                            sharedBuffer: [String: NDArray] = [:], engine: EngineSelection? = nil) throws -> Executor {
         let selection = try engine ?? EngineSelection.fromEnvironment()
         if case let .gpu(ordinal) = context {
-            // The GPU's framework mode: cuDNN, cuBLAS and generated kernels op by op.
-            guard selection == .framework else {
-                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1",
-                                               accepted: "0 with context gpu(\(ordinal)): the GPU runs in framework mode until the CUDA engine lands")
+            // The GPU's framework mode (cuDNN, cuBLAS and generated kernels op by op), with the cuda
+            // engine's groups as nodes of it when the engine is on.
+            guard let options = selection.options else {
+                return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
+                                sharedBuffer: sharedBuffer, backend: CUDABackend(device: ordinal))
             }
-            return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
-                            sharedBuffer: sharedBuffer, backend: CUDABackend(device: ordinal))
+            guard gradReq == .null && gradReqs.values.allSatisfy({ $0 == .null }) else {
+                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1", accepted: "0 when binding for training (engines run inference)")
+            }
+            let engine = try CUDAEngine(options: options, device: ordinal)
+            let constants = sharedBuffer.filter { shapes[$0.key] == nil }
+            let table = EngineNode.backend(engines: ["cuda": engine], constants: constants).kernels
+            let backend = CUDABackend(device: ordinal, fallback: table)
+            if graph.nodes.contains(where: { $0.op == "_kiln_engine" }) {
+                return try bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
+            }
+            let aux = Set(listAuxiliaryStates())
+            let (partitioned, report) = try partitionedWithReport(
+                for: .cuda(options), argParams: constants.filter { !aux.contains($0.key) }, auxParams: constants.filter { aux.contains($0.key) },
+                shapes: shapes)
+            if options.verbose { FileHandle.standardError.write(Data(report.text().utf8)) }
+            return try partitioned.bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
         }
         guard case let .cpu(options) = selection else {
+            if case .cuda = selection {
+                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "cuda", accepted: "cuda only with context: .gpu(N)")
+            }
             return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs, sharedBuffer: sharedBuffer)
         }
         guard gradReq == .null && gradReqs.values.allSatisfy({ $0 == .null }) else {

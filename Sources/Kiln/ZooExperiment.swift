@@ -136,12 +136,12 @@ public enum ZooExperiment {
     @discardableResult
     public static func run(name: String, symbol: Symbol, weights: [String: NDArray], data: DataLoader, batch: Int,
                            limit: Int? = nil, engineOptions: EngineOptions = EngineOptions(), dataName: String = "data",
-                           printBlock: Bool = true) throws -> ZooResult {
+                           context: Context = .cpu, printBlock: Bool = true) throws -> ZooResult {
         guard data.batchSize == batch else {
             throw ZooExperimentError.invalidArgument("The data loader makes batches of \(data.batchSize), but the zoo experiment binds batch \(batch)")
         }
         return try run(name: name, symbol: symbol, weights: weights, batches: batches(from: data, limit: limit), batch: batch,
-                       limit: nil, engineOptions: engineOptions, dataName: dataName, printBlock: printBlock)
+                       limit: nil, engineOptions: engineOptions, dataName: dataName, context: context, printBlock: printBlock)
     }
 
     /// Runs `symbol` with `weights` (arguments and auxiliary states by name) over `batches`, first in
@@ -155,11 +155,12 @@ public enum ZooExperiment {
     @discardableResult
     public static func run(name: String, symbol: Symbol, weights: [String: NDArray], batches: [LabeledBatch], batch: Int,
                            limit: Int? = nil, engineOptions: EngineOptions = EngineOptions(), dataName: String = "data",
-                           printBlock: Bool = true) throws -> ZooResult {
+                           context: Context = .cpu, printBlock: Bool = true) throws -> ZooResult {
         let inputs = try prepare(batches, batch: batch, limit: limit)
         let labels = inputs.flatMap(\.labels)
-        let framework = try evaluate(symbol: symbol, weights: weights, inputs: inputs, engine: .framework, dataName: dataName)
-        let engine = try evaluate(symbol: symbol, weights: weights, inputs: inputs, engine: .cpu(engineOptions), dataName: dataName)
+        let framework = try evaluate(symbol: symbol, weights: weights, inputs: inputs, engine: .framework, dataName: dataName, context: context)
+        let selection: EngineSelection = context == .cpu ? .cpu(engineOptions) : .cuda(engineOptions)
+        let engine = try evaluate(symbol: symbol, weights: weights, inputs: inputs, engine: selection, dataName: dataName, context: context)
         let images = Double(labels.count)
         let result = ZooResult(
             name: name, images: labels.count, batch: batch,
@@ -173,11 +174,11 @@ public enum ZooExperiment {
     /// One mode over batches already padded to the bound batch size: bind, warm up on the first batch,
     /// then time every batch.
     public static func evaluate(symbol: Symbol, weights: [String: NDArray], inputs: [LabeledBatch], engine: EngineSelection,
-                                dataName: String = "data") throws -> Pass {
+                                dataName: String = "data", context: Context = .cpu) throws -> Pass {
         guard let first = inputs.first else { throw ZooExperimentError.invalidArgument("The zoo experiment got no images") }
         var shared = weights
         shared[dataName] = first.data
-        let exec = try symbol.simpleBind(shapes: [dataName: first.data.shape], types: [dataName: first.data.dtype],
+        let exec = try symbol.simpleBind(context: context, shapes: [dataName: first.data.shape], types: [dataName: first.data.dtype],
                                          sharedBuffer: shared, engine: engine)
         try exec.forward(isTrain: false, [dataName: first.data])
         let clock = ContinuousClock()

@@ -103,15 +103,50 @@ final class CUDADevice: @unchecked Sendable {
         if let m = modules[source] {
             module = m
         } else {
-            let cubin = try compile(source, name: name)
             var m: Ptr = nil
-            try cubin.withUnsafeBytes { try driver.check(driver.moduleLoadData(&m, $0.baseAddress!), "cuModuleLoadData") }
+            let cached = cachePath(for: source)
+            if let cached, let bytes = FileManager.default.contents(atPath: cached),
+               bytes.withUnsafeBytes({ driver.moduleLoadData(&m, $0.baseAddress!) }) == 0 {
+                cubinCacheHits += 1
+            } else {
+                let cubin = try compile(source, name: name)
+                try cubin.withUnsafeBytes { try driver.check(driver.moduleLoadData(&m, $0.baseAddress!), "cuModuleLoadData") }
+                cubinCompiles += 1
+                if let cached { store(cubin, at: cached) }
+            }
             modules[source] = m
             module = m
         }
         var f: Ptr = nil
         try driver.check(name.withCString { driver.moduleGetFunction(&f, module, $0) }, "cuModuleGetFunction(\(name))")
         return f
+    }
+
+    /// Kernels compiled by NVRTC and kernels found in the engine cache, in this process.
+    private(set) var cubinCompiles = 0
+    private(set) var cubinCacheHits = 0
+
+    /// Where a kernel's cubin is cached: `KILN_ENGINE_CACHE_DIR/cuda/KEY.cubin`, the key hashing the
+    /// source, the GPU's architecture and the NVRTC and driver versions (another of any, another file).
+    private func cachePath(for source: String) -> String? {
+        guard let dir = ProcessInfo.processInfo.environment["KILN_ENGINE_CACHE_DIR"], !dir.isEmpty else { return nil }
+        var major: Int32 = 0, minor: Int32 = 0, driverVersion: Int32 = 0
+        _ = nvrtc.version(&major, &minor)
+        _ = driver.driverGetVersion(&driverVersion)
+        let key = "\(source)\nsm_\(computeCapability.major)\(computeCapability.minor) nvrtc \(major).\(minor) driver \(driverVersion)"
+        // FNV-1a: stable across processes, unlike Swift's Hasher.
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return (dir as NSString).appendingPathComponent("cuda/" + String(format: "%016llx", h) + ".cubin")
+    }
+
+    /// Writes a cubin to the cache; a cache that cannot be written only costs the next process a compile.
+    private func store(_ cubin: [UInt8], at path: String) {
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
+        guard fm.createFile(atPath: temporary, contents: Data(cubin)) else { return }
+        if rename(temporary, path) != 0 { try? fm.removeItem(atPath: temporary) }
     }
 
     private func compile(_ source: String, name: String) throws -> [UInt8] {

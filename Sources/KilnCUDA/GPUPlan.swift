@@ -37,7 +37,10 @@ final class GPUPlan: CompiledGraph {
     let constants: [String: NDArray]
     let placements: [GPUPlacement]
 
-    init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice) throws {
+    /// `fallback` runs the ops with no GPU kernel (on the host, with copies only where a GPU kernel
+    /// reads or wrote the value): the CPU framework's kernels, and engine nodes.
+    init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
+         fallback: KernelTable) throws {
         self.device = device
         self.graph = graph
         self.shapes = shapes
@@ -47,11 +50,13 @@ final class GPUPlan: CompiledGraph {
         var steps: [Step] = []
         var buffers: [[DeviceBuffer]] = []
         var placements: [GPUPlacement] = []
-        let cpuKernels = OpByOpBackend.framework.kernels
         for (i, n) in graph.nodes.enumerated() {
             let outShapes = shapes.nodeOutputs[i], outTypes = types.nodeOutputs[i]
-            buffers.append(try zip(outShapes, outTypes).map { try device.pool.allocate($0.elementCount * $1.byteSize) })
-            if n.isVariable { steps.append(.variable); continue }
+            if n.isVariable {
+                buffers.append(try zip(outShapes, outTypes).map { try device.pool.allocate($0.elementCount * $1.byteSize) })
+                steps.append(.variable)
+                continue
+            }
             let (_, ctx) = try graph.context(of: i)
             let sig = KernelSignature(node: ctx, inputShapes: n.inputs.map { shapes.nodeOutputs[$0.node][$0.index] },
                                       inputTypes: n.inputs.map { types.nodeOutputs[$0.node][$0.index] },
@@ -59,14 +64,18 @@ final class GPUPlan: CompiledGraph {
             let entry = GPUKernels.entry(for: n.op)
             let reason = entry == nil ? "no GPU kernel for \(n.op)" : entry?.check(sig)
             if let entry, reason == nil {
+                buffers.append(try zip(outShapes, outTypes).map { try device.pool.allocate($0.elementCount * $1.byteSize) })
                 steps.append(.gpu(try entry.make(sig, device)))
                 placements.append(GPUPlacement(node: n.name, op: n.op, onGPU: true, reason: nil))
             } else {
-                guard let factory = cpuKernels.factory(for: n.op) else {
+                guard let factory = fallback.factory(for: n.op) else {
                     throw RuntimeError.noKernel(op: n.op, node: n.name, backend: "gpu or framework")
                 }
+                // Device copies of a host step's outputs are made only if a GPU kernel reads them.
+                buffers.append(try zip(outShapes, outTypes).map { try device.pool.allocate($0.elementCount * $1.byteSize) })
                 steps.append(.cpu(try factory(sig)))
-                placements.append(GPUPlacement(node: n.name, op: n.op, onGPU: false, reason: reason))
+                let engine = n.op == "_kiln_engine"
+                placements.append(GPUPlacement(node: n.name, op: n.op, onGPU: engine, reason: engine ? nil : reason))
             }
         }
         self.steps = steps
@@ -74,13 +83,32 @@ final class GPUPlan: CompiledGraph {
         self.placements = placements
     }
 
-    private func hostValue(_ e: Graph.Entry) throws -> NDArray {
-        try device.download(buffers[e.node][e.index].pointer, shape: shapes.nodeOutputs[e.node][e.index], dtype: types.nodeOutputs[e.node][e.index])
-    }
-
     func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
         guard !isTrain else { throw CUDAError.invalidArgument("The GPU backend runs inference only; train on the CPU (forward with isTrain: false here)") }
         try device.makeCurrent()
+        // Where each value is current: on the host (an array), on the device (its buffer), or both.
+        var host: [Graph.Entry: NDArray] = [:]
+        var onDevice = Set<Graph.Entry>()
+        func entryOnDevice(_ e: Graph.Entry) throws -> UnsafeMutableRawPointer {
+            let b = buffers[e.node][e.index]
+            if !onDevice.contains(e), let h = host[e] {
+                if case .variable = steps[e.node], let last = uploaded[e.node], last.sharesStorage(with: h) {
+                    // Uploaded by an earlier forward and unchanged since.
+                } else {
+                    try h.withUnsafeBytes { try device.copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: h.byteCount) }
+                    if case .variable = steps[e.node] { uploaded[e.node] = h }
+                }
+                onDevice.insert(e)
+            }
+            return b.pointer
+        }
+        func entryOnHost(_ e: Graph.Entry) throws -> NDArray {
+            if let h = host[e] { return h }
+            let h = try device.download(buffers[e.node][e.index].pointer, shape: shapes.nodeOutputs[e.node][e.index], dtype: types.nodeOutputs[e.node][e.index])
+            host[e] = h
+            return h
+        }
+        var pendingUploads = false
         for (i, n) in graph.nodes.enumerated() {
             switch steps[i] {
             case .variable:
@@ -90,23 +118,23 @@ final class GPUPlan: CompiledGraph {
                 let expected = shapes.nodeOutputs[i][0], t = types.nodeOutputs[i][0]
                 guard v.shape == expected else { throw CUDAError.inputShape(name: n.name, expected: expected, actual: v.shape) }
                 guard v.dtype == t else { throw CUDAError.inputType(name: n.name, expected: t, actual: v.dtype) }
-                if let last = uploaded[i], last.sharesStorage(with: v) { continue }
-                try v.withUnsafeBytes { try device.copy(toDevice: buffers[i][0].pointer, from: $0.baseAddress!, bytes: v.byteCount) }
-                uploaded[i] = v
+                host[Graph.Entry(node: i, index: 0)] = v
             case let .gpu(kernel):
-                try kernel.forward(n.inputs.map { buffers[$0.node][$0.index].pointer }, buffers[i].map(\.pointer))
+                let ins = try n.inputs.map { try entryOnDevice($0) }
+                pendingUploads = true
+                try kernel.forward(ins, buffers[i].map(\.pointer))
+                for k in buffers[i].indices { onDevice.insert(Graph.Entry(node: i, index: k)) }
             case let .cpu(kernel):
-                let ins = try n.inputs.map { try hostValue($0) }
+                let ins = try n.inputs.map { try entryOnHost($0) }
                 var outs = zip(shapes.nodeOutputs[i], types.nodeOutputs[i]).map { NDArray(zeros: $0, dtype: $1) }
                 try kernel.forward(ins, &outs, isTrain: false)
-                for (k, o) in outs.enumerated() {
-                    try o.withUnsafeBytes { try device.copy(toDevice: buffers[i][k].pointer, from: $0.baseAddress!, bytes: o.byteCount) }
-                }
-                // The host arrays must outlive the asynchronous copies.
-                try device.synchronize()
+                for (k, o) in outs.enumerated() { host[Graph.Entry(node: i, index: k)] = o }
             }
         }
-        return try graph.heads.map { try hostValue($0) }
+        let results = try graph.heads.map { try entryOnHost($0) }
+        // Host arrays read by asynchronous uploads must outlive them.
+        if pendingUploads { try device.synchronize() }
+        return results
     }
 }
 
@@ -120,9 +148,13 @@ public struct CUDABackend: Backend {
     public let name = "gpu"
     /// The GPU's ordinal.
     public let ordinal: Int
+    /// What runs the ops with no GPU kernel: the CPU framework's kernels, plus engine nodes when the
+    /// graph was partitioned for the CUDA engine.
+    public let fallback: KernelTable
 
-    public init(device ordinal: Int = 0) {
+    public init(device ordinal: Int = 0, fallback: KernelTable = OpByOpBackend.framework.kernels) {
         self.ordinal = ordinal
+        self.fallback = fallback
     }
 
     public func runs(on context: Context) -> Bool { context == .gpu(ordinal) }
@@ -142,7 +174,7 @@ public struct CUDABackend: Backend {
     }
 
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
-        try GPUPlan(graph: graph, shapes: shapes, types: types, constants: constants, device: CUDA.shared.device(ordinal))
+        try GPUPlan(graph: graph, shapes: shapes, types: types, constants: constants, device: CUDA.shared.device(ordinal), fallback: fallback)
     }
 
     /// Where each op node of `graph` runs when bound for these shapes (`kiln partition --context gpu`).

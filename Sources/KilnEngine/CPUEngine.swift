@@ -71,6 +71,9 @@ public struct CPUEngine: Backend {
                 return (.fp32, ["bf16 was asked for, but this CPU has no AVX512_BF16: the group runs in fp32"])
             }
             return (LoweringNumerics(mode: .bf16), [])
+        case .fp16:
+            throw EngineError.invalidOption(key: EngineOptions.Key.precision.shortName, value: "fp16",
+                                            accepted: "fp32, bf16 or int8 on the cpu engine (fp16 is the cuda engine's)")
         case .int8:
             var notes: [String] = []
             let table = try calibration ?? options.calibrationFile.map { try CalibrationTable.load(from: $0) }

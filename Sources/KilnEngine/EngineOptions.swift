@@ -7,7 +7,7 @@ import KilnGraph
 ///
 /// | option | short name | environment variable | values |
 /// |---|---|---|---|
-/// | ``precision`` | `precision` | `KILN_ENGINE_PRECISION` | `fp32` (default), `bf16`, `int8` |
+/// | ``precision`` | `precision` | `KILN_ENGINE_PRECISION` | `fp32` (default), `bf16`, `int8` (cpu); `fp32`, `fp16`, `bf16` (cuda) |
 /// | ``minGroupSize`` | `min_group` | `KILN_ENGINE_MIN_GROUP` | an integer of at least 1 (default 2) |
 /// | ``excludedOps`` | `exclude` | `KILN_ENGINE_EXCLUDE` | op names, comma-separated |
 /// | ``cacheDirectory`` | `cache_dir` | `KILN_ENGINE_CACHE_DIR` | a directory; empty for no cache |
@@ -29,6 +29,8 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
         /// bfloat16 weights and activations inside groups (fp32 accumulation, fp32 at the borders), on
         /// CPUs with AVX512_BF16; elsewhere the engine runs fp32 and says so in its report.
         case bf16
+        /// float16 inside groups (fp32 accumulation): the cuda engine only.
+        case fp16
         /// Calibrated int8: per-channel s8 weights, activations u8/s8 with scales from a calibration
         /// table (see ``CPUEngine/calibration``); ops without a calibrated range stay in fp32.
         case int8

@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
     @Option(help: "The parameters file (PREFIX-EPOCH.params).") var params: String
     @Option(name: .customLong("shape"), help: "The data input's shape, NAME=D1,D2,... (e.g. data=16,3,32,32).") var shapeSpec: String
     @Option(help: "on: partition for the CPU engine; off: the framework, op by op.") var engine: String = "on"
-    @Option(help: "The engine's precision (fp32, bf16, int8); other engine options come from the KILN_ENGINE_* variables.") var precision: String = "fp32"
+    @Option(help: "The engine's precision (cpu: fp32, bf16, int8; gpu: fp32, fp16, bf16); other engine options come from the KILN_ENGINE_* variables.") var precision: String = "fp32"
     @Option(help: "How long to time forwards after warm-up, in seconds.") var seconds: Double = 3
     @Option(help: "Forwards run (untimed) after the first result and before timing.") var warmup: Int = 3
     @Option(help: "A .npy file to use as the input instead of random data; its shape must match --shape.") var input: String?
@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
             }
             settings[EngineOptions.Key.precision.shortName] = precision
             let options = try EngineOptions(parsing: settings)
-            guard useEngine || options.precision.rawValue == "fp32" else {
+            guard useEngine || options.precision == .fp32 else {
                 throw ValidationError("--precision \(precision) needs the engine (--engine on); the framework runs fp32.")
             }
             let selection: EngineSelection = useEngine ? .cpu(options) : .framework
@@ -74,7 +74,7 @@ struct Bench: ParsableCommand {
             // int8 without a stored table calibrates over its first batches (in fp32): finish that
             // before timing, and before writing the output, so that --output shows int8's answer.
             // With the table in the cache directory the plan is int8 from the start.
-            let calibration = useEngine && options.precision == .int8 ? options.calibrationBatches : 0
+            let calibration = useEngine && place == .cpu && options.precision == .int8 ? options.calibrationBatches : 0
             for _ in 0..<calibration { try exec.forward() }
             if let output { try exec.outputs[0].save(npyFile: output) }
             for _ in 0..<warmup { try exec.forward() }
@@ -109,7 +109,15 @@ struct Bench: ParsableCommand {
             print(String(format: "%.1f images/s over %d forwards in %.2f s; latency p50 %.3f ms, p99 %.3f ms; peak RSS %.1f MB",
                          imagesPerSecond, latencies.count, wall, percentile(sorted, 0.5) * 1000, percentile(sorted, 0.99) * 1000, peakRSS))
 
-            if useEngine {
+            if useEngine, place != .cpu {
+                let reports = CUDAEngine.compiledReports
+                result["groups"] = reports.count
+                result["arena_bytes"] = reports.reduce(0) { $0 + $1.arenaBytes }
+                result["weight_bytes"] = reports.reduce(0) { $0 + $1.weightBytes }
+                result["launches"] = reports.reduce(0) { $0 + $1.launches }
+                result["graph_captured"] = reports.allSatisfy(\.graphCaptured)
+                for r in reports { print(r) }
+            } else if useEngine {
                 // The executor keeps its engine plans to itself; binding the same partition again through
                 // a recording engine reaches them (a hit in the process's plan cache, so nothing is
                 // compiled twice and the reports are those of the plans timed above).

@@ -32,6 +32,8 @@ struct Zoo: ParsableCommand {
     @Flag(help: "Random weights instead of trained ones (every model runs; accuracy is chance).") var randomWeights = false
     @Option(help: "The folder holding Fashion-MNIST's t10k IDX files.") var dataDir: String?
     @Option(help: "Threads making batches before timing starts (0: on this thread).") var workers: Int = 1
+    @Option(help: "Where both modes run: cpu (the CPU engine), or gpu / gpu(N) (the GPU's framework mode and the cuda engine, KILN_ENGINE_PRECISION fp32, fp16 or bf16).")
+    var context: String = "cpu"
     @Flag(help: "End with one line of JSON: batch, images, results and skipped models.") var json = false
 
     func run() throws {
@@ -44,6 +46,7 @@ struct Zoo: ParsableCommand {
             // zooModel reads the folder from the environment, as ModelZoo.get will.
             if let modelDir { setenv("KILN_MODEL_DIR", modelDir, 1) }
             let engineOptions = try EngineOptions(environment: ProcessInfo.processInfo.environment)
+            let place = try parseContext(context)
 
             let test = try Vision.FashionMNIST(root: dataDir, train: false)
             let loader = try DataLoader(dataset: test.transformFirst(FashionMNIST32()), batchSize: batch,
@@ -52,7 +55,7 @@ struct Zoo: ParsableCommand {
             let batches = try ZooExperiment.batches(from: loader, limit: limit)
             let images = batches.reduce(0) { $0 + $1.labels.count }
             let environment = ProcessInfo.processInfo.environment
-            print("Fashion-MNIST-32 test set from \(test.root): \(images) images, batch \(batch), engine \(engineOptions.precision.rawValue), OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")")
+            print("Fashion-MNIST-32 test set from \(test.root): \(images) images, batch \(batch), \(place), engine \(engineOptions.precision.rawValue), OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")")
             print("")
 
             var results: [ZooResult] = []
@@ -61,7 +64,7 @@ struct Zoo: ParsableCommand {
                 do {
                     let (symbol, weights) = try zooModel(name: name, pretrained: !randomWeights)
                     let result = try ZooExperiment.run(name: name, symbol: symbol, weights: weights, batches: batches, batch: batch,
-                                                       engineOptions: engineOptions, printBlock: true)
+                                                       engineOptions: engineOptions, context: place, printBlock: true)
                     results.append(result)
                 } catch {
                     skipped.append((name, "\(error)"))

@@ -21,6 +21,20 @@ cp models/*.params "$stage/kiln/models/" 2>/dev/null || true
 if [ -d bench/models ]; then
     cp bench/models/cifar_resnet56_v1-symbol.json bench/models/cifar_resnet56_v1-0000.params "$stage/kiln/bench-models/"
 fi
+# Test data and a trained LeNet-5 for the engine's accuracy checks there, when they are here.
+mkdir -p "$stage/kiln/data/mnist" "$stage/kiln/data/fashion-mnist" "$stage/kiln/lenet"
+mnist=${KILN_DATA_DIR:-/tmp/kilndata}/mnist
+cp "$mnist"/t10k-*-idx*-ubyte.gz "$stage/kiln/data/mnist/" 2>/dev/null || echo "package: no MNIST test set in $mnist (make data)"
+cp /usr/share/datasets/fashion-mnist/t10k-*-idx*-ubyte.gz "$stage/kiln/data/fashion-mnist/" 2>/dev/null \
+    || echo "package: no Fashion-MNIST test set (make fashion-mnist)"
+lenet=${LENET_PREFIX:-out/lenet5}
+if [ -f "$lenet-symbol.json" ]; then
+    last=$(ls "$lenet"-0*.params | sort | tail -1)
+    cp "$lenet-symbol.json" "$stage/kiln/lenet/lenet-symbol.json"
+    cp "$last" "$stage/kiln/lenet/lenet-0001.params"
+else
+    echo "package: no trained LeNet-5 at $lenet (kiln lenet --prefix $lenet); gpu-check uses random weights"
+fi
 mkdir -p .devcarry
 tar -C "$stage" -cJf .devcarry/kiln-gpu.tar.xz kiln
 rm -rf "$stage"

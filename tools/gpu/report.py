@@ -6,7 +6,7 @@ import statistics
 import sys
 
 
-def main(src, dst):
+def main(src, dst, first=None):
     rows = collections.defaultdict(list)
     for line in open(src):
         line = line.strip()
@@ -37,10 +37,14 @@ def main(src, dst):
             first = min(r["first_result_s"] for r in rs)
             cells.append(f"{ips:,.0f}, {p50:.3f}, {first:.2f}")
         out.append(f"| {n} | " + " | ".join(cells) + " |")
+    if first:
+        out.append("")
+        out.append("First result, cuda engine fp16, batch 16 (load, bind, compile, first forward): " + ", ".join(
+            f"{r['cache']} engine cache {r['first_result_s']:.3f} s" for r in (json.loads(l) for l in open(first) if l.startswith("{"))))
     text = "\n".join(out) + "\n"
     open(dst, "w").write(text)
     print(text)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)

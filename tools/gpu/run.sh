@@ -7,7 +7,7 @@
 #   4. tools/gpu/torch_bench.py          (PyTorch on the same architecture, same batches)
 # and writes JSON lines and a markdown table into RESULTS (default bench/results, or $OUT when set).
 #
-# Usage: bash tools/gpu/run.sh [--torch-compile]
+# Usage: [TORCH_ARGS=--torch-compile] bash tools/gpu/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 results=${OUT:-bench/results}
@@ -25,7 +25,24 @@ say() { echo "$@" | tee -a "$log"; }
 say "== kiln devices"
 $K/kiln devices --json 2>&1 | tee -a "$log" | tail -1 > "$results/gpu-devices.json"
 say "== kiln gpu-check"
-$K/kiln gpu-check --output "$results/gpu-check.json" 2>&1 | tee -a "$log"
+lenet=()
+[ -f $K/lenet/lenet-symbol.json ] && lenet=(--lenet $K/lenet/lenet --lenet-epoch 1 --mnist $K/data/mnist)
+$K/kiln gpu-check --output "$results/gpu-check.json" "${lenet[@]}" 2>&1 | tee -a "$log"
+
+say "== kiln zoo --context gpu (the seed's experiment on the GPU, trained models, Fashion-MNIST-32 test set)"
+for p in fp32 fp16; do
+    KILN_ENGINE_PRECISION=$p $K/kiln zoo --context gpu --batch 16 --models "$(cd $K/models && ls *.params | sed 's/.params//' | paste -sd,)" \
+        --data-dir $K/data/fashion-mnist --model-dir $K/models 2>&1 | tee -a "$log" | tee "$results/gpu-zoo-$p.txt" | tail -8
+done
+
+say "== first result with a cold, then a warm engine cache (fp16, batch 16)"
+export KILN_ENGINE_CACHE_DIR=$(mktemp -d)
+prefix=$K/bench-models/cifar_resnet56_v1
+: > "$results/gpu-first.jsonl"
+for c in cold warm; do
+    $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=16,3,32,32 --engine on --precision fp16 \
+        --context gpu --seconds 0.2 --json 2>>"$log" | tail -1 | sed "s/^{/{\"cache\":\"$c\",/" | tee -a "$log" >> "$results/gpu-first.jsonl"
+done
 
 say "== kiln bench --context gpu"
 jsonl=$results/gpu-bench.jsonl
@@ -33,12 +50,16 @@ jsonl=$results/gpu-bench.jsonl
 prefix=$K/bench-models/cifar_resnet56_v1
 for b in 1 16 64; do
     for rep in 1 2 3; do
-        $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=$b,3,32,32 \
-            --engine off --context gpu --seconds 2 --json 2>>"$log" | tail -1 >> "$jsonl"
+        for cfg in "off fp32" "on fp32" "on fp16" "on bf16"; do
+            set -- $cfg
+            $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=$b,3,32,32 \
+                --engine $1 --precision $2 --context gpu --seconds 2 --json 2>>"$log" | tail -1 >> "$jsonl"
+        done
     done
 done
-cat "$jsonl" >> "$log"
+$K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=16,3,32,32 --engine on --precision fp16 \
+    --context gpu --seconds 1 2>&1 | grep -v '^{' | tee -a "$log"
 
 say "== PyTorch"
-python3 tools/gpu/torch_bench.py --batches 1,16,64 "$@" 2>>"$log" | tee -a "$log" >> "$jsonl"
-python3 tools/gpu/report.py "$jsonl" "$results/gpu-latest.md" 2>&1 | tee -a "$log"
+python3 tools/gpu/torch_bench.py --batches 1,16,64 ${TORCH_ARGS:-} 2>>"$log" | tee -a "$log" >> "$jsonl"
+python3 tools/gpu/report.py "$jsonl" "$results/gpu-latest.md" "$results/gpu-first.jsonl" 2>&1 | tee -a "$log"

@@ -35,6 +35,7 @@ struct CUDNNAPI: @unchecked Sendable {
     let activationForward: @convention(c) (Ptr, Ptr, ConstPtr, Ptr, ConstPtr, ConstPtr, Ptr, Ptr) -> Int32
     let createPoolingDescriptor: @convention(c) (PtrOut) -> Int32
     let setPooling2dDescriptor: @convention(c) (Ptr, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) -> Int32
+    let destroyPoolingDescriptor: @convention(c) (Ptr) -> Int32
     let poolingForward: @convention(c) (Ptr, Ptr, ConstPtr, Ptr, ConstPtr, ConstPtr, Ptr, Ptr) -> Int32
     let softmaxForward: @convention(c) (Ptr, Int32, Int32, ConstPtr, Ptr, ConstPtr, ConstPtr, Ptr, Ptr) -> Int32
 
@@ -68,6 +69,7 @@ struct CUDNNAPI: @unchecked Sendable {
         activationForward = try l.function("cudnnActivationForward", as: type(of: activationForward))
         createPoolingDescriptor = try l.function("cudnnCreatePoolingDescriptor", as: type(of: createPoolingDescriptor))
         setPooling2dDescriptor = try l.function("cudnnSetPooling2dDescriptor", as: type(of: setPooling2dDescriptor))
+        destroyPoolingDescriptor = try l.function("cudnnDestroyPoolingDescriptor", as: type(of: destroyPoolingDescriptor))
         poolingForward = try l.function("cudnnPoolingForward", as: type(of: poolingForward))
         softmaxForward = try l.function("cudnnSoftmaxForward", as: type(of: softmaxForward))
     }

@@ -1,0 +1,455 @@
+// A compiled CUDA engine group: steps lowered to launches on fixed device addresses in one arena,
+// run once eagerly, then captured into a CUDA graph that every forward replays with one launch.
+//
+//   host float NCHW ─memcpy─> pinned ─H2D─> staging ─┐
+//   ┌─────────────────── CUDA graph ─────────────────┘
+//   │ reorder to NHWC fp16 ─> conv+epilogue ─> ... ─> pool ─> gemm+epilogue ─> to float
+//   └──────────────────────────────────────────────────┐
+//   host float <─memcpy─ pinned <─D2H─ output staging <┘        then one stream synchronize
+//
+// The arena's offsets come from a greedy first-fit over value lifetimes: two values share bytes
+// only when one is dead before the other is written.
+import Foundation
+import KilnCore
+import KilnGraph
+import KilnRuntime
+
+/// What a compiled CUDA engine group did with its graph.
+public struct CUDAEngineReport: Sendable, CustomStringConvertible {
+    public var precision: String
+    public var layout: String
+    /// Engine steps and the kernels (cuDNN, cuBLAS and generated) they launch per forward.
+    public var steps: Int
+    public var launches: Int
+    /// Op nodes absorbed into another step (BatchNorm folded, activations and adds fused).
+    public var fusedNodes: Int
+    public var arenaBytes: Int
+    /// The sum of every intermediate value's size, for comparison with the arena.
+    public var intermediateBytes: Int
+    public var weightBytes: Int
+    public var workspaceBytes: Int
+    /// Whether forwards replay a CUDA graph (else the launches run one by one).
+    public var graphCaptured: Bool
+    public var compileSeconds: Double
+    public var notes: [String]
+
+    public var description: String {
+        var s = "cuda engine group: \(precision) \(layout), \(steps) steps (\(fusedNodes) nodes fused in), \(launches) launches per forward"
+        s += graphCaptured ? " in one CUDA graph" : " (no CUDA graph)"
+        s += "; arena \(arenaBytes) bytes (intermediates \(intermediateBytes)), weights \(weightBytes), workspace \(workspaceBytes); compiled in \(String(format: "%.3f", compileSeconds)) s"
+        for n in notes { s += "\n  note: \(n)" }
+        return s
+    }
+}
+
+final class CUDAEnginePlan: CompiledGraph {
+    let device: CUDADevice
+    let engineGraph: EngineGraph
+    let storage: StorageType
+    let channelsLast: Bool
+    private(set) var report: CUDAEngineReport
+    /// Device address of each base value.
+    private var address: [Int: UnsafeMutableRawPointer] = [:]
+    private var launches: [() throws -> Void] = []
+    private var keep: [AnyObject] = []
+    private let arena: DeviceBuffer?
+    private var workspace: DeviceBuffer?
+    private var graphExec: Ptr = nil
+    /// Per group input: its name, logical shape, float staging on the device and pinned host memory.
+    private var inputStaging: [(name: String, shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
+    private var outputStaging: [(shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
+    private var pinnedBlocks: [UnsafeMutableRawPointer] = []
+    /// cuDNN descriptors to destroy with the plan.
+    private var cleanups: [() -> Void] = []
+
+    init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
+         precision: CUDAEngine.Precision, captureGraph: Bool) throws {
+        let clock = ContinuousClock(), start = clock.now
+        self.device = device
+        try device.makeCurrent()
+        switch precision {
+        case .fp32: storage = .f32
+        case .fp16: storage = .f16
+        case .bf16: storage = .bf16
+        }
+        channelsLast = storage != .f32
+        for (i, n) in graph.nodes.enumerated() where n.isVariable && constants[n.name] == nil {
+            guard types.nodeOutputs[i][0] == .float32 else {
+                throw CUDAError.unsupported(node: n.name, op: "variable", reason: "dtype \(types.nodeOutputs[i][0]); the engine takes float32 inputs")
+            }
+        }
+        engineGraph = try EngineGraph(graph: graph, shapes: shapes, constants: constants, channelsLast: channelsLast)
+        let g = engineGraph
+
+        // Lifetimes of base values, in steps: inputs are written at -1 (border conversion), outputs live to the end.
+        var first: [Int: Int] = [:], last: [Int: Int] = [:]
+        func use(_ v: Int, _ t: Int) { let b = g.base(v); first[b] = min(first[b] ?? t, t); last[b] = max(last[b] ?? t, t) }
+        for (_, v) in g.inputs { use(v, -1) }
+        for (t, s) in g.steps.enumerated() { for v in Self.reads(s) + [Self.writes(s)] { use(v, t) } }
+        for v in g.outputs { use(v, g.steps.count) }
+        let alignment = 256
+        var placed: [(offset: Int, size: Int, from: Int, to: Int)] = []
+        var intermediates = 0
+        var offsets: [Int: Int] = [:]
+        let elementBytes = storage.byteSize
+        let order = first.keys.sorted { (g.values[$0].shape.elementCount, $1) > (g.values[$1].shape.elementCount, $0) }
+        for v in order {
+            let size = (g.values[v].shape.elementCount * elementBytes + alignment - 1) / alignment * alignment
+            intermediates += size
+            let from = first[v] ?? -1, to = last[v] ?? g.steps.count
+            var offset = 0
+            for p in placed.filter({ !($0.to < from || to < $0.from) }).sorted(by: { $0.offset < $1.offset }) {
+                if offset + size <= p.offset { break }
+                offset = max(offset, p.offset + p.size)
+            }
+            placed.append((offset, size, from, to))
+            offsets[v] = offset
+        }
+        let arenaBytes = placed.map { $0.offset + $0.size }.max() ?? 0
+        arena = arenaBytes > 0 ? try device.pool.allocate(arenaBytes) : nil
+        if let arena { for (v, o) in offsets { address[v] = arena.pointer + o } }
+
+        report = CUDAEngineReport(precision: precision.rawValue, layout: channelsLast ? "NHWC" : "NCHW", steps: g.steps.count, launches: 0,
+                                  fusedNodes: g.fused.count, arenaBytes: arenaBytes, intermediateBytes: intermediates, weightBytes: 0,
+                                  workspaceBytes: 0, graphCaptured: false, compileSeconds: 0, notes: [])
+        try lower(g)
+        try runLaunches()
+        try device.synchronize()
+        if captureGraph {
+            do {
+                try capture()
+                report.graphCaptured = true
+            } catch {
+                report.notes.append("CUDA graph capture failed, forwards launch one by one: \(error)")
+            }
+        }
+        report.notes.append("generated kernels: \(device.cubinCompiles) compiled by NVRTC, \(device.cubinCacheHits) from the engine cache, in this process so far")
+        let d = clock.now - start
+        report.compileSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    deinit {
+        if graphExec != nil { _ = device.runtime.graphExecDestroy(graphExec) }
+        for p in pinnedBlocks { _ = device.runtime.freeHost(p) }
+        for c in cleanups { c() }
+    }
+
+    static func reads(_ s: EngineStep) -> [Int] {
+        switch s {
+        case let .convolution(x, _, _, _, _, r, _): return [x] + (r.map { [$0] } ?? [])
+        case let .affine(x, _, _, _, _), let .pooling(x, _, _), let .fullyConnected(x, _, _, _, _), let .softmax(x, _, _), let .reorderToNCHW(x, _):
+            return [x]
+        case let .pointwise(ins, _, _): return ins
+        }
+    }
+
+    static func writes(_ s: EngineStep) -> Int {
+        switch s {
+        case let .convolution(_, y, _, _, _, _, _), let .affine(_, y, _, _, _), let .pointwise(_, y, _), let .pooling(_, y, _),
+             let .fullyConnected(_, y, _, _, _), let .softmax(_, y, _), let .reorderToNCHW(_, y):
+            return y
+        }
+    }
+
+    private func pointer(_ v: Int) -> UnsafeMutableRawPointer { address[engineGraph.base(v)]! }
+
+    private func pinned(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        var p: Ptr = nil
+        try device.runtime.check(device.runtime.mallocHost(&p, max(bytes, 1)), "cudaMallocHost")
+        guard let q = p else { throw CUDAError.outOfMemory(bytes: bytes, device: device.ordinal, message: "no pinned host memory") }
+        pinnedBlocks.append(q)
+        return q
+    }
+
+    /// A device copy of float values converted to the storage type.
+    private func upload(_ values: [Float], as t: StorageType) throws -> DeviceBuffer {
+        var a: NDArray
+        switch t {
+        case .f32:
+            a = NDArray(shape: [values.count], values: values)
+        case .f16, .bf16:
+            a = NDArray(zeros: [values.count], dtype: t == .f16 ? .float16 : .bfloat16)
+            a.withUnsafeMutableBufferPointer(as: UInt16.self) { p in
+                for (i, v) in values.enumerated() { p[i] = t == .f16 ? floatToHalfBits(v) : floatToBFloat16Bits(v) }
+            }
+        }
+        let b = try device.upload(a)
+        keep.append(b)
+        report.weightBytes += a.byteCount
+        return b
+    }
+
+    private func floats(_ a: NDArray) -> [Float] {
+        a.withUnsafeBufferPointer(as: Float.self) { Array($0) }
+    }
+
+    private func generated(_ k: (name: String, source: String)) throws -> Ptr { try device.function(k.name, source: k.source) }
+
+    private func descriptor(_ shape: Shape) throws -> TensorDescriptor {
+        let d = try TensorDescriptor(device.cudnn, dims: shape.dims, dataType: storage.cudnn,
+                                     format: channelsLast && shape.rank == 4 ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
+        keep.append(d)
+        return d
+    }
+
+    /// Lowers every step (and the border conversions) to launches.
+    private func lower(_ g: EngineGraph) throws {
+        var count = 0
+        let cudnn = device.cudnn, handle = device.cudnnHandle
+        let mathType = storage == .f32 ? CUDNNAPI.fmaMath : CUDNNAPI.tensorOpMath
+        // Inputs: host float NCHW into float staging, then converted (or written in place for fp32 NCHW).
+        for (name, v) in g.inputs {
+            let shape = g.values[v].shape
+            let bytes = shape.elementCount * 4
+            let host = try pinned(bytes)
+            if storage == .f32 {
+                inputStaging.append((name, shape, pointer(v), host))
+            } else {
+                let staging = try device.pool.allocate(bytes)
+                keep.append(staging)
+                inputStaging.append((name, shape, staging.pointer, host))
+                let f = try generated(GeneratedKernels.reorder(from: .f32, to: storage, toChannelsLast: true))
+                let dims = Self.chw(shape), y = pointer(v), n = shape.elementCount
+                launches.append { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(staging.pointer), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
+                }
+                count += 1
+            }
+        }
+        var workspaceNeed = 0
+        for step in g.steps {
+            switch step {
+            case let .convolution(xv, yv, weight, bias, p, residual, activation):
+                guard p.kernel.count == 2 else { throw CUDAError.unsupported(node: "", op: "Convolution", reason: "a \(p.kernel.count)-d kernel") }
+                let xs = g.values[xv].shape, ys = g.values[yv].shape
+                let x = try descriptor(xs), y = try descriptor(ys)
+                var w = weight
+                if channelsLast { w = Self.toKRSC(w) }
+                let wb = try upload(floats(w), as: storage)
+                let ws = weight.shape.dims
+                var f: Ptr = nil
+                try cudnn.check(cudnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
+                try cudnn.check(cudnn.setFilter4dDescriptor(f, storage.cudnn, channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW,
+                                                            Int32(ws[0]), Int32(ws[1]), Int32(ws[2]), Int32(ws[3])), "cudnnSetFilter4dDescriptor")
+                var c: Ptr = nil
+                try cudnn.check(cudnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
+                try cudnn.check(cudnn.setConvolution2dDescriptor(c, Int32(p.pad[0]), Int32(p.pad[1]), Int32(p.stride[0]), Int32(p.stride[1]),
+                                                                 Int32(p.dilate[0]), Int32(p.dilate[1]), CUDNNAPI.crossCorrelation, CUDNNAPI.dataFloat),
+                                "cudnnSetConvolution2dDescriptor")
+                try cudnn.check(cudnn.setConvolutionGroupCount(c, Int32(p.numGroup)), "cudnnSetConvolutionGroupCount")
+                try cudnn.check(cudnn.setConvolutionMathType(c, mathType), "cudnnSetConvolutionMathType")
+                cleanups.append { _ = cudnn.destroyFilterDescriptor(f); _ = cudnn.destroyConvolutionDescriptor(c) }
+                let (algo, need) = try Self.algorithm(device, x: x.handle, w: f, conv: c, y: y.handle)
+                workspaceNeed = max(workspaceNeed, need)
+                let xp = pointer(xv), yp = pointer(yv)
+                let biasBuffer = try upload(bias, as: .f32)
+                let epilogue = try generated(GeneratedKernels.epilogue(storage, channelsLast: channelsLast, scale: false, shift: true,
+                                                                       residual: residual != nil, activation: activation))
+                let rp = residual.map { pointer($0) }
+                let n = ys.elementCount, channels = Int32(ys[1]), hw = Int32(ys[2] * ys[3])
+                let xd = x.handle, yd = y.handle
+                launches.append { [unowned self] in
+                    var one: Float = 1, zero: Float = 0
+                    try cudnn.check(cudnn.convolutionForward(handle, &one, xd, xp, f, wb.pointer, c, algo, self.workspace?.pointer,
+                                                             self.workspace?.byteCount ?? 0, &zero, yd, yp), "cudnnConvolutionForward")
+                    try device.launch(epilogue, count: n, arguments: [.pointer(yp), .pointer(yp), .pointer(nil), .pointer(biasBuffer.pointer),
+                                                                      .pointer(rp), .int64(Int64(n)), .int32(channels), .int32(hw)])
+                }
+                count += 2
+            case let .affine(xv, yv, scale, shift, activation):
+                let ys = g.values[yv].shape
+                let sb = try upload(scale, as: .f32), tb = try upload(shift, as: .f32)
+                let f = try generated(GeneratedKernels.epilogue(storage, channelsLast: channelsLast && ys.rank == 4, scale: true, shift: true,
+                                                                residual: false, activation: activation))
+                let xp = pointer(xv), yp = pointer(yv), n = ys.elementCount
+                let channels = Int32(ys.rank > 1 ? ys[1] : 1), hw = Int32(ys.dims.dropFirst(2).reduce(1, *))
+                launches.append { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(xp), .pointer(yp), .pointer(sb.pointer), .pointer(tb.pointer), .pointer(nil),
+                                                               .int64(Int64(n)), .int32(channels), .int32(hw)])
+                }
+                count += 1
+            case let .pointwise(ins, yv, activation):
+                let f = try generated(GeneratedKernels.pointwise(storage, binary: ins.count == 2, activation: activation))
+                let a = pointer(ins[0]), b = ins.count == 2 ? pointer(ins[1]) : nil, yp = pointer(yv), n = g.values[yv].shape.elementCount
+                launches.append { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(a), .pointer(b), .pointer(yp), .int64(Int64(n))])
+                }
+                count += 1
+            case let .pooling(xv, yv, p):
+                let xs = g.values[xv].shape
+                guard xs.rank == 4, case let .success(w) = p.window(input: [xs[2], xs[3]]) else {
+                    throw CUDAError.unsupported(node: "", op: "Pooling", reason: "a window that does not fit")
+                }
+                let x = try descriptor(xs), y = try descriptor(g.values[yv].shape)
+                let mode = p.poolType == .max ? CUDNNAPI.poolingMax
+                    : (p.countIncludePad ? CUDNNAPI.poolingAverageIncludePad : CUDNNAPI.poolingAverageExcludePad)
+                var d: Ptr = nil
+                try cudnn.check(cudnn.createPoolingDescriptor(&d), "cudnnCreatePoolingDescriptor")
+                try cudnn.check(cudnn.setPooling2dDescriptor(d, mode, CUDNNAPI.notPropagateNaN, Int32(w.kernel[0]), Int32(w.kernel[1]),
+                                                             Int32(w.pad[0]), Int32(w.pad[1]), Int32(w.stride[0]), Int32(w.stride[1])), "cudnnSetPooling2dDescriptor")
+                cleanups.append { _ = cudnn.destroyPoolingDescriptor(d) }
+                let xp = pointer(xv), yp = pointer(yv), xd = x.handle, yd = y.handle
+                launches.append {
+                    var one: Float = 1, zero: Float = 0
+                    try cudnn.check(cudnn.poolingForward(handle, d, &one, xd, xp, &zero, yd, yp), "cudnnPoolingForward")
+                }
+                count += 1
+            case let .fullyConnected(xv, yv, weight, bias, activation):
+                let ys = g.values[yv].shape
+                let hidden = weight.shape[0], columns = weight.elementCount / max(hidden, 1)
+                let rows = ys.elementCount / max(hidden, 1)
+                let wb = try upload(floats(weight), as: storage)
+                let bb = try bias.map { try upload($0, as: .f32) }
+                let epilogue = (bias != nil || activation != nil)
+                    ? try generated(GeneratedKernels.epilogue(storage, channelsLast: true, scale: false, shift: bias != nil, residual: false, activation: activation))
+                    : nil
+                let xp = pointer(xv), yp = pointer(yv), n = ys.elementCount
+                let cublas = device.cublas, blas = device.cublasHandle, t = storage.cudaDataType
+                launches.append { [device] in
+                    var one: Float = 1, zero: Float = 0
+                    try cublas.check(cublas.gemmEx(blas, CUBLASAPI.opT, CUBLASAPI.opN, Int32(hidden), Int32(rows), Int32(columns), &one,
+                                                   wb.pointer, t, Int32(columns), xp, t, Int32(columns), &zero, yp, t, Int32(hidden),
+                                                   CUBLASAPI.computeF32, CUBLASAPI.gemmDefault), "cublasGemmEx")
+                    if let epilogue {
+                        try device.launch(epilogue, count: n, arguments: [.pointer(yp), .pointer(yp), .pointer(nil), .pointer(bb?.pointer),
+                                                                          .pointer(nil), .int64(Int64(n)), .int32(Int32(hidden)), .int32(1)])
+                    }
+                }
+                count += epilogue == nil ? 1 : 2
+            case let .softmax(xv, yv, view):
+                let xs = g.values[xv].shape
+                let nhwc = channelsLast && xs.rank == 4 && view == [xs[0], xs[1], xs[2] * xs[3], 1]
+                let d = try TensorDescriptor(cudnn, dims: nhwc ? xs.dims : view, dataType: storage.cudnn,
+                                             format: nhwc ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
+                keep.append(d)
+                let xp = pointer(xv), yp = pointer(yv), dh = d.handle
+                launches.append {
+                    var one: Float = 1, zero: Float = 0
+                    try cudnn.check(cudnn.softmaxForward(handle, CUDNNAPI.softmaxAccurate, CUDNNAPI.softmaxModeChannel, &one, dh, xp, &zero, dh, yp),
+                                    "cudnnSoftmaxForward")
+                }
+                count += 1
+            case let .reorderToNCHW(xv, yv):
+                let shape = g.values[xv].shape
+                let f = try generated(GeneratedKernels.reorder(from: storage, to: storage, toChannelsLast: false))
+                let dims = Self.chw(shape), xp = pointer(xv), yp = pointer(yv), n = shape.elementCount
+                launches.append { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(xp), .pointer(yp), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
+                }
+                count += 1
+            }
+        }
+        // Outputs: converted to float NCHW staging (or read in place for fp32 NCHW).
+        for v in g.outputs {
+            let shape = g.values[v].shape
+            let bytes = shape.elementCount * 4
+            let host = try pinned(bytes)
+            if storage == .f32 {
+                outputStaging.append((shape, pointer(v), host))
+            } else {
+                let staging = try device.pool.allocate(bytes)
+                keep.append(staging)
+                outputStaging.append((shape, staging.pointer, host))
+                let f = try generated(GeneratedKernels.reorder(from: storage, to: .f32, toChannelsLast: false))
+                let dims = Self.chw(shape), x = pointer(v), n = shape.elementCount
+                // A value stored NHWC is read as such; others (rank != 4) are plain, which C=n, H=W=1 copies as is.
+                let plain = !(channelsLast && shape.rank == 4)
+                launches.append { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(x), .pointer(staging.pointer), .int64(Int64(n)),
+                                                               .int32(plain ? Int32(n) : dims.0), .int32(plain ? 1 : dims.1), .int32(plain ? 1 : dims.2)])
+                }
+                count += 1
+            }
+        }
+        if workspaceNeed > 0 {
+            workspace = try device.pool.allocate(workspaceNeed)
+            report.workspaceBytes = workspaceNeed
+        }
+        report.launches = count
+    }
+
+    /// (C, H, W) of a shape read as (N, C, H, W), missing axes 1; as Int32 for kernel arguments.
+    static func chw(_ s: Shape) -> (Int32, Int32, Int32) {
+        let d = s.dims
+        return (Int32(d.count > 1 ? d[1] : 1), Int32(d.count > 2 ? d[2] : 1), Int32(d.count > 3 ? d.dropFirst(3).reduce(1, *) : 1))
+    }
+
+    /// KCRS weights as KRSC (channels last), as cuDNN's NHWC filter format reads them.
+    static func toKRSC(_ w: NDArray) -> NDArray {
+        let d = w.shape.dims
+        let (k, c, r, s) = (d[0], d[1], d[2], d[3])
+        var out = NDArray(zeros: w.shape, dtype: .float32)
+        w.withUnsafeBufferPointer(as: Float.self) { src in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { dst in
+                for a in 0..<k { for b in 0..<c { for y in 0..<r { for x in 0..<s {
+                    dst[((a * r + y) * s + x) * c + b] = src[((a * c + b) * r + y) * s + x]
+                } } } }
+            }
+        }
+        return out
+    }
+
+    /// cuDNN's best-ranked algorithm with at most 256 MiB of workspace, and that workspace.
+    static func algorithm(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr) throws -> (Int32, Int) {
+        let cudnn = device.cudnn
+        let capacity = 8
+        let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
+        defer { perf.deallocate() }
+        var returned: Int32 = 0
+        try cudnn.check(cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
+                        "cudnnGetConvolutionForwardAlgorithm_v7")
+        for i in 0..<Int(returned) {
+            let base = CUDNNAPI.algoPerfSize * i
+            let algo = perf.load(fromByteOffset: base, as: Int32.self)
+            guard perf.load(fromByteOffset: base + 4, as: Int32.self) == 0 else { continue }
+            var size = 0
+            guard cudnn.getConvolutionForwardWorkspaceSize(device.cudnnHandle, x, w, conv, y, algo, &size) == 0, size <= 256 << 20 else { continue }
+            return (algo, size)
+        }
+        throw CUDAError.call(library: "cuDNN", function: "cudnnGetConvolutionForwardAlgorithm_v7", status: -1,
+                             message: "no forward algorithm fits this convolution")
+    }
+
+    private func runLaunches() throws {
+        for l in launches { try l() }
+    }
+
+    private func capture() throws {
+        let rt = device.runtime
+        try rt.check(rt.streamBeginCapture(device.stream, RuntimeAPI.captureModeThreadLocal), "cudaStreamBeginCapture")
+        var failure: Error?
+        do { try runLaunches() } catch { failure = error }
+        var graph: Ptr = nil
+        let ended = rt.streamEndCapture(device.stream, &graph)
+        if let failure { throw failure }
+        try rt.check(ended, "cudaStreamEndCapture")
+        defer { _ = rt.graphDestroy(graph) }
+        var exec: Ptr = nil
+        try rt.check(rt.graphInstantiate(&exec, graph, 0), "cudaGraphInstantiate")
+        graphExec = exec
+    }
+
+    func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
+        guard !isTrain else { throw CUDAError.invalidArgument("The cuda engine runs inference only") }
+        try device.makeCurrent()
+        for s in inputStaging {
+            guard let v = inputs[s.name] else { throw CUDAError.missingInput(name: s.name, known: inputStaging.map(\.name)) }
+            guard v.shape == s.shape else { throw CUDAError.inputShape(name: s.name, expected: s.shape, actual: v.shape) }
+            guard v.dtype == .float32 else { throw CUDAError.inputType(name: s.name, expected: .float32, actual: v.dtype) }
+            v.withUnsafeBytes { s.pinned.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            try device.copy(toDevice: s.device, from: s.pinned, bytes: v.byteCount)
+        }
+        if graphExec != nil {
+            try device.runtime.check(device.runtime.graphLaunch(graphExec, device.stream), "cudaGraphLaunch")
+        } else {
+            try runLaunches()
+        }
+        for o in outputStaging { try device.copy(toHost: o.pinned, from: o.device, bytes: o.shape.elementCount * 4) }
+        try device.synchronize()
+        return outputStaging.map { o in
+            var a = NDArray(zeros: o.shape, dtype: .float32)
+            a.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: o.pinned, byteCount: $0.count) }
+            return a
+        }
+    }
+}
