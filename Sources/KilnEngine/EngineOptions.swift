@@ -108,9 +108,10 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     }
 
     /// Options from a process environment: only the `KILN_ENGINE_*` variables are read (an unknown one
-    /// is an error); everything else is ignored.
+    /// is an error); everything else is ignored, and so are the cuda engine's own `KILN_ENGINE_CUDA_*`
+    /// switches, which it reads itself.
     public init(environment: [String: String]) throws {
-        try self.init(parsing: environment.filter { $0.key.hasPrefix("KILN_ENGINE_") })
+        try self.init(parsing: environment.filter { $0.key.hasPrefix("KILN_ENGINE_") && !$0.key.hasPrefix("KILN_ENGINE_CUDA_") })
     }
 
     private mutating func set(_ key: Key, _ value: String, as name: String) throws {

@@ -45,7 +45,7 @@ struct Bench: ParsableCommand {
             // --precision decides. The engine refuses a precision it does not support with its own
             // sentence (exit code 1).
             var settings = ProcessInfo.processInfo.environment.filter {
-                $0.key.hasPrefix("KILN_ENGINE_") && $0.key != EngineOptions.Key.precision.environmentName
+                $0.key.hasPrefix("KILN_ENGINE_") && !$0.key.hasPrefix("KILN_ENGINE_CUDA_") && $0.key != EngineOptions.Key.precision.environmentName
             }
             settings[EngineOptions.Key.precision.shortName] = precision
             let options = try EngineOptions(parsing: settings)

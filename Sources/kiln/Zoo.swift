@@ -89,11 +89,12 @@ struct Zoo: ParsableCommand {
 
 /// The summary table of `kiln zoo`: one row per model run, then the skipped ones with their reasons.
 func zooSummary(_ results: [ZooResult], skipped: [(name: String, reason: String)]) -> String {
-    let header = ["model", "framework img/s", "engine img/s", "speed-up", "framework acc", "engine acc", "|diff|"]
+    let header = ["model", "framework img/s", "engine img/s", "speed-up", "framework acc", "engine acc", "|diff|", "top-1 agree"]
     let rows = results.map { r in
         [r.name, String(format: "%.1f", r.frameworkImagesPerSecond), String(format: "%.1f", r.engineImagesPerSecond),
          String(format: "%.2fx", r.speedUp), String(format: "%.4f", r.frameworkAccuracy),
-         String(format: "%.4f", r.engineAccuracy), String(format: "%.4f", r.accuracyDifference)]
+         String(format: "%.4f", r.engineAccuracy), String(format: "%.4f", r.accuracyDifference),
+         String(format: "%.4f", 1 - Double(r.disagreements) / Double(max(r.images, 1)))]
     }
     let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
     func line(_ cells: [String]) -> String {

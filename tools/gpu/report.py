@@ -6,7 +6,7 @@ import statistics
 import sys
 
 
-def main(src, dst, first=None):
+def main(src, dst, first_file=None):
     rows = collections.defaultdict(list)
     for line in open(src):
         line = line.strip()
@@ -35,12 +35,15 @@ def main(src, dst, first=None):
             ips = statistics.median(r["images_per_s"] for r in rs)
             p50 = statistics.median(r["latency_ms_p50"] for r in rs)
             first = min(r["first_result_s"] for r in rs)
-            cells.append(f"{ips:,.0f}, {p50:.3f}, {first:.2f}")
+            extra = ""
+            if "images_per_s_async" in rs[0]:
+                extra = f" ({statistics.median(r['images_per_s_async'] for r in rs):,.0f} async)"
+            cells.append(f"{ips:,.0f}{extra}, {p50:.3f}, {first:.2f}")
         out.append(f"| {n} | " + " | ".join(cells) + " |")
-    if first:
+    if first_file:
         out.append("")
         out.append("First result, cuda engine fp16, batch 16 (load, bind, compile, first forward): " + ", ".join(
-            f"{r['cache']} engine cache {r['first_result_s']:.3f} s" for r in (json.loads(l) for l in open(first) if l.startswith("{"))))
+            f"{r['cache']} engine cache {r['first_result_s']:.3f} s" for r in (json.loads(l) for l in open(first_file) if l.startswith("{"))))
     text = "\n".join(out) + "\n"
     open(dst, "w").write(text)
     print(text)

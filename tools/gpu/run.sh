@@ -21,32 +21,35 @@ export KILN_MODEL_DIR=$K/models
 log=$results/gpu-run.log
 : > "$log"
 say() { echo "$@" | tee -a "$log"; }
+# GPU_RUN_STEPS picks steps (default all): devices,check,zoo,first,bench,torch
+steps=${GPU_RUN_STEPS:-devices,check,zoo,first,bench,torch}
+want() { [[ ",$steps," == *",$1,"* ]]; }
 
-say "== kiln devices"
-$K/kiln devices --json 2>&1 | tee -a "$log" | tail -1 > "$results/gpu-devices.json"
-say "== kiln gpu-check"
+want devices && { say "== kiln devices"
+$K/kiln devices --json 2>&1 | tee -a "$log" | tail -1 > "$results/gpu-devices.json"; }
+want check && { say "== kiln gpu-check"
 lenet=()
 [ -f $K/lenet/lenet-symbol.json ] && lenet=(--lenet $K/lenet/lenet --lenet-epoch 1 --mnist $K/data/mnist)
-$K/kiln gpu-check --output "$results/gpu-check.json" "${lenet[@]}" 2>&1 | tee -a "$log"
+$K/kiln gpu-check --output "$results/gpu-check.json" "${lenet[@]}" 2>&1 | tee -a "$log"; }
 
-say "== kiln zoo --context gpu (the seed's experiment on the GPU, trained models, Fashion-MNIST-32 test set)"
-for p in fp32 fp16; do
+want zoo && { say "== kiln zoo --context gpu (the seed's experiment on the GPU, trained models, Fashion-MNIST-32 test set)"
+for p in fp32 fp16 bf16; do
     KILN_ENGINE_PRECISION=$p $K/kiln zoo --context gpu --batch 16 --models "$(cd $K/models && ls *.params | sed 's/.params//' | paste -sd,)" \
         --data-dir $K/data/fashion-mnist --model-dir $K/models 2>&1 | tee -a "$log" | tee "$results/gpu-zoo-$p.txt" | tail -8
-done
+done; }
 
-say "== first result with a cold, then a warm engine cache (fp16, batch 16)"
+want first && { say "== first result with a cold, then a warm engine cache (fp16, batch 16)"
 export KILN_ENGINE_CACHE_DIR=$(mktemp -d)
 prefix=$K/bench-models/cifar_resnet56_v1
 : > "$results/gpu-first.jsonl"
 for c in cold warm; do
     $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=16,3,32,32 --engine on --precision fp16 \
         --context gpu --seconds 0.2 --json 2>>"$log" | tail -1 | sed "s/^{/{\"cache\":\"$c\",/" | tee -a "$log" >> "$results/gpu-first.jsonl"
-done
+done; }
 
-say "== kiln bench --context gpu"
 jsonl=$results/gpu-bench.jsonl
 : > "$jsonl"
+want bench && { say "== kiln bench --context gpu"
 prefix=$K/bench-models/cifar_resnet56_v1
 for b in 1 16 64; do
     for rep in 1 2 3; do
@@ -58,8 +61,8 @@ for b in 1 16 64; do
     done
 done
 $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=16,3,32,32 --engine on --precision fp16 \
-    --context gpu --seconds 1 2>&1 | grep -v '^{' | tee -a "$log"
+    --context gpu --seconds 1 2>&1 | grep -v '^{' | tee -a "$log"; }
 
-say "== PyTorch"
-python3 tools/gpu/torch_bench.py --batches 1,16,64 ${TORCH_ARGS:-} 2>>"$log" | tee -a "$log" >> "$jsonl"
+want torch && { say "== PyTorch"
+python3 tools/gpu/torch_bench.py --batches 1,16,64 ${TORCH_ARGS:-} 2>>"$log" | tee -a "$log" >> "$jsonl"; }
 python3 tools/gpu/report.py "$jsonl" "$results/gpu-latest.md" "$results/gpu-first.jsonl" 2>&1 | tee -a "$log"

@@ -27,11 +27,15 @@ public struct CUDAEngine: Backend {
     public let ordinal: Int
     /// Whether forwards replay a captured CUDA graph (`KILN_ENGINE_CUDA_GRAPH=0` turns it off).
     public let capturesGraphs: Bool
+    /// Whether a convolution with its bias, residual and ReLU is first tried as cuDNN's one fused call
+    /// (`KILN_ENGINE_CUDA_FUSED_CONV=0`: always convolution, then a generated epilogue).
+    public let fusesConvolutions: Bool
 
-    public init(precision: Precision = .fp32, device ordinal: Int = 0, capturesGraphs: Bool = true) {
+    public init(precision: Precision = .fp32, device ordinal: Int = 0, capturesGraphs: Bool = true, fusesConvolutions: Bool = true) {
         self.precision = precision
         self.ordinal = ordinal
         self.capturesGraphs = capturesGraphs
+        self.fusesConvolutions = fusesConvolutions
     }
 
     public var name: String { "cuda" }
@@ -106,7 +110,8 @@ public struct CUDAEngine: Backend {
     public func compilePlan(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> CUDAEngineGroup {
         let device = try CUDA.shared.device(ordinal)
         let group = CUDAEngineGroup(plan: try CUDAEnginePlan(graph: graph, shapes: shapes, types: types, constants: constants, device: device,
-                                                             precision: precision, captureGraph: capturesGraphs))
+                                                             precision: precision, captureGraph: capturesGraphs,
+                                                             fusedConvolutions: fusesConvolutions))
         Self.log.append(group.report)
         return group
     }

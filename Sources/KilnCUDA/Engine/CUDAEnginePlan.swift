@@ -28,13 +28,16 @@ public struct CUDAEngineReport: Sendable, CustomStringConvertible {
     public var intermediateBytes: Int
     public var weightBytes: Int
     public var workspaceBytes: Int
+    /// Convolutions run as cuDNN's fused conv-bias-residual-activation call (the others: conv, then a
+    /// generated epilogue).
+    public var fusedConvolutions: Int = 0
     /// Whether forwards replay a CUDA graph (else the launches run one by one).
     public var graphCaptured: Bool
     public var compileSeconds: Double
     public var notes: [String]
 
     public var description: String {
-        var s = "cuda engine group: \(precision) \(layout), \(steps) steps (\(fusedNodes) nodes fused in), \(launches) launches per forward"
+        var s = "cuda engine group: \(precision) \(layout), \(steps) steps (\(fusedNodes) nodes fused in, \(fusedConvolutions) convolutions as one cuDNN call), \(launches) launches per forward"
         s += graphCaptured ? " in one CUDA graph" : " (no CUDA graph)"
         s += "; arena \(arenaBytes) bytes (intermediates \(intermediateBytes)), weights \(weightBytes), workspace \(workspaceBytes); compiled in \(String(format: "%.3f", compileSeconds)) s"
         for n in notes { s += "\n  note: \(n)" }
@@ -62,8 +65,12 @@ final class CUDAEnginePlan: CompiledGraph {
     /// cuDNN descriptors to destroy with the plan.
     private var cleanups: [() -> Void] = []
 
+    /// Whether convolutions try cuDNN's fused conv-bias-residual-activation call first.
+    let fusedConvolutions: Bool
+
     init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
-         precision: CUDAEngine.Precision, captureGraph: Bool) throws {
+         precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true) throws {
+        self.fusedConvolutions = fusedConvolutions
         let clock = ContinuousClock(), start = clock.now
         self.device = device
         try device.makeCurrent()
@@ -202,16 +209,25 @@ final class CUDAEnginePlan: CompiledGraph {
             let shape = g.values[v].shape
             let bytes = shape.elementCount * 4
             let host = try pinned(bytes)
+            // The copy from pinned memory is part of the captured graph.
+            let target: UnsafeMutableRawPointer
             if storage == .f32 {
-                inputStaging.append((name, shape, pointer(v), host))
+                target = pointer(v)
+                inputStaging.append((name, shape, target, host))
             } else {
                 let staging = try device.pool.allocate(bytes)
                 keep.append(staging)
+                target = staging.pointer
                 inputStaging.append((name, shape, staging.pointer, host))
+            }
+            launches.append { [device] in try device.copy(toDevice: target, from: host, bytes: bytes) }
+            count += 1
+            if storage != .f32 {
+                let staging = target
                 let f = try generated(GeneratedKernels.reorder(from: .f32, to: storage, toChannelsLast: true))
                 let dims = Self.chw(shape), y = pointer(v), n = shape.elementCount
                 launches.append { [device] in
-                    try device.launch(f, count: n, arguments: [.pointer(staging.pointer), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
+                    try device.launch(f, count: n, arguments: [.pointer(staging), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
                 }
                 count += 1
             }
@@ -242,6 +258,15 @@ final class CUDAEnginePlan: CompiledGraph {
                 let (algo, need) = try Self.algorithm(device, x: x.handle, w: f, conv: c, y: y.handle)
                 workspaceNeed = max(workspaceNeed, need)
                 let xp = pointer(xv), yp = pointer(yv)
+                if activation == nil || activation == .relu,
+                   let fused = try fusedConvolution(x: x, y: y, filter: f, weights: wb, convolution: c, bias: bias, residual: residual.map { pointer($0) },
+                                                    relu: activation == .relu, xp: xp, yp: yp, shape: ys) {
+                    workspaceNeed = max(workspaceNeed, fused.workspace)
+                    launches.append(fused.launch)
+                    count += 1
+                    report.fusedConvolutions += 1
+                    continue
+                }
                 let biasBuffer = try upload(bias, as: .f32)
                 let epilogue = try generated(GeneratedKernels.epilogue(storage, channelsLast: channelsLast, scale: false, shift: true,
                                                                        residual: residual != nil, activation: activation))
@@ -361,11 +386,77 @@ final class CUDAEnginePlan: CompiledGraph {
                 count += 1
             }
         }
+        for o in outputStaging {
+            let bytes = o.shape.elementCount * 4
+            launches.append { [device] in try device.copy(toHost: o.pinned, from: o.device, bytes: bytes) }
+            count += 1
+        }
         if workspaceNeed > 0 {
             workspace = try device.pool.allocate(workspaceNeed)
             report.workspaceBytes = workspaceNeed
         }
         report.launches = count
+    }
+
+    /// Convolution, bias, residual and ReLU (or identity) as one cudnnConvolutionBiasActivationForward,
+    /// when cuDNN runs it for this configuration: the algorithms of cuDNN's ranking are tried in turn
+    /// on the arena's bytes (identity only runs with IMPLICIT_PRECOMP_GEMM). nil: use conv + epilogue.
+    private func fusedConvolution(x: TensorDescriptor, y: TensorDescriptor, filter: Ptr, weights: DeviceBuffer, convolution: Ptr,
+                                  bias: [Float], residual: UnsafeMutableRawPointer?, relu: Bool, xp: UnsafeMutableRawPointer,
+                                  yp: UnsafeMutableRawPointer, shape: Shape) throws -> (launch: () throws -> Void, workspace: Int)? {
+        guard fusedConvolutions else { return nil }
+        let cudnn = device.cudnn, handle = device.cudnnHandle
+        let biasDesc = try TensorDescriptor(cudnn, dims: [1, shape[1], 1, 1], dataType: storage.cudnn,
+                                            format: channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
+        keep.append(biasDesc)
+        var act: Ptr = nil
+        try cudnn.check(cudnn.createActivationDescriptor(&act), "cudnnCreateActivationDescriptor")
+        try cudnn.check(cudnn.setActivationDescriptor(act, relu ? CUDNNAPI.activationReLU : CUDNNAPI.activationIdentity, CUDNNAPI.notPropagateNaN, 0),
+                        "cudnnSetActivationDescriptor")
+        let activationDesc = act
+        cleanups.append { _ = cudnn.destroyActivationDescriptor(activationDesc) }
+        var candidates: [Int32] = [CUDNNAPI.algoImplicitPrecompGEMM]
+        if relu {
+            let ranked = try Self.rankedAlgorithms(device, x: x.handle, w: filter, conv: convolution, y: y.handle)
+            candidates = ranked + candidates.filter { !ranked.contains($0) }
+        }
+        // The bias in the storage type, as the fused call's half and bfloat16 configurations read it.
+        let biasBuffer = try upload(bias, as: storage)
+        let z = residual ?? yp
+        let alpha2: Float = residual == nil ? 0 : 1
+        let xd = x.handle, yd = y.handle, bd = biasDesc.handle
+        for algo in candidates {
+            var need = 0
+            guard cudnn.getConvolutionForwardWorkspaceSize(handle, xd, filter, convolution, yd, algo, &need) == 0, need <= 256 << 20 else { continue }
+            let scratch = need > 0 ? try device.pool.allocate(need) : nil
+            var one: Float = 1, a2 = alpha2
+            let status = cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, filter, weights.pointer, convolution, algo, scratch?.pointer, need,
+                                                                &a2, yd, z, bd, biasBuffer.pointer, activationDesc, yd, yp)
+            try device.synchronize()
+            guard status == 0 else { continue }
+            let launch: () throws -> Void = { [unowned self] in
+                var one: Float = 1, a2 = alpha2
+                try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, filter, weights.pointer, convolution, algo,
+                                                                       self.workspace?.pointer, self.workspace?.byteCount ?? 0, &a2, yd, z, bd,
+                                                                       biasBuffer.pointer, activationDesc, yd, yp), "cudnnConvolutionBiasActivationForward")
+            }
+            return (launch, need)
+        }
+        return nil
+    }
+
+    /// cuDNN's heuristic ranking of forward algorithms for one convolution.
+    static func rankedAlgorithms(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr) throws -> [Int32] {
+        let capacity = 8
+        let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
+        defer { perf.deallocate() }
+        var returned: Int32 = 0
+        try device.cudnn.check(device.cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
+                               "cudnnGetConvolutionForwardAlgorithm_v7")
+        return (0..<Int(returned)).compactMap { i in
+            let base = CUDNNAPI.algoPerfSize * i
+            return perf.load(fromByteOffset: base + 4, as: Int32.self) == 0 ? perf.load(fromByteOffset: base, as: Int32.self) : nil
+        }
     }
 
     /// (C, H, W) of a shape read as (N, C, H, W), missing axes 1; as Int32 for kernel arguments.
@@ -437,14 +528,12 @@ final class CUDAEnginePlan: CompiledGraph {
             guard v.shape == s.shape else { throw CUDAError.inputShape(name: s.name, expected: s.shape, actual: v.shape) }
             guard v.dtype == .float32 else { throw CUDAError.inputType(name: s.name, expected: .float32, actual: v.dtype) }
             v.withUnsafeBytes { s.pinned.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            try device.copy(toDevice: s.device, from: s.pinned, bytes: v.byteCount)
         }
         if graphExec != nil {
             try device.runtime.check(device.runtime.graphLaunch(graphExec, device.stream), "cudaGraphLaunch")
         } else {
             try runLaunches()
         }
-        for o in outputStaging { try device.copy(toHost: o.pinned, from: o.device, bytes: o.shape.elementCount * 4) }
         try device.synchronize()
         return outputStaging.map { o in
             var a = NDArray(zeros: o.shape, dtype: .float32)

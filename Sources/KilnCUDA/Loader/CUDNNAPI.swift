@@ -32,6 +32,7 @@ struct CUDNNAPI: @unchecked Sendable {
                                                             ConstPtr, ConstPtr, ConstPtr, ConstPtr, Double) -> Int32
     let createActivationDescriptor: @convention(c) (PtrOut) -> Int32
     let setActivationDescriptor: @convention(c) (Ptr, Int32, Int32, Double) -> Int32
+    let destroyActivationDescriptor: @convention(c) (Ptr) -> Int32
     let activationForward: @convention(c) (Ptr, Ptr, ConstPtr, Ptr, ConstPtr, ConstPtr, Ptr, Ptr) -> Int32
     let createPoolingDescriptor: @convention(c) (PtrOut) -> Int32
     let setPooling2dDescriptor: @convention(c) (Ptr, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) -> Int32
@@ -66,6 +67,7 @@ struct CUDNNAPI: @unchecked Sendable {
         batchNormalizationForwardInference = try l.function("cudnnBatchNormalizationForwardInference", as: type(of: batchNormalizationForwardInference))
         createActivationDescriptor = try l.function("cudnnCreateActivationDescriptor", as: type(of: createActivationDescriptor))
         setActivationDescriptor = try l.function("cudnnSetActivationDescriptor", as: type(of: setActivationDescriptor))
+        destroyActivationDescriptor = try l.function("cudnnDestroyActivationDescriptor", as: type(of: destroyActivationDescriptor))
         activationForward = try l.function("cudnnActivationForward", as: type(of: activationForward))
         createPoolingDescriptor = try l.function("cudnnCreatePoolingDescriptor", as: type(of: createPoolingDescriptor))
         setPooling2dDescriptor = try l.function("cudnnSetPooling2dDescriptor", as: type(of: setPooling2dDescriptor))
