@@ -4,7 +4,7 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean
+.PHONY: deps build release test demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean gpu-package
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
@@ -103,3 +103,8 @@ golden:
 
 clean:
 	rm -rf .build
+
+# The GPU machine (docs/CUDA.md): a static-stdlib kiln with oneDNN, the trained models, the test sets
+# and LeNet-5, packed into .devcarry/kiln-gpu.tar.xz; run `bash tools/gpu/run.sh` there.
+gpu-package:
+	bash tools/gpu/package.sh

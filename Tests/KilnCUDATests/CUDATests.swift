@@ -139,3 +139,81 @@ import Testing
         #expect(worst < 1e-4)
     }
 }
+
+/// The cuda engine's fusing walk, which needs no GPU: what becomes one step, and BatchNorm folded
+/// into the convolution's weights and bias against numbers worked by hand.
+@Suite struct CUDAEngineGraphTests {
+    /// conv -> BatchNorm -> add(residual) -> relu is one convolution step; the residual read is the data.
+    @Test func residualBlockIsOneStep() throws {
+        let x = Symbol.variable("data")
+        var y = Symbol.convolution(x, kernel: [1, 1], numFilter: 2, noBias: true, name: "c")
+        y = .batchNorm(y, eps: 1e-5, fixGamma: false, name: "bn")
+        y = .elementwiseAdd(y, x, name: "add")
+        y = .activation(y, kind: .relu, name: "r")
+        let g = y.graph
+        let shapes = try g.inferShapes(["data": [1, 2, 1, 1]])
+        // w = identity; gamma (2, 3), beta (1, -1), mean (0.5, 0), var (4 - 1e-5, 9 - 1e-5): s = (1, 1).
+        let constants: [String: NDArray] = [
+            "c_weight": NDArray(shape: [2, 2, 1, 1], values: [1, 0, 0, 1]),
+            "bn_gamma": NDArray(shape: [2], values: [2, 3]), "bn_beta": NDArray(shape: [2], values: [1, -1]),
+            "bn_moving_mean": NDArray(shape: [2], values: [0.5, 0]), "bn_moving_var": NDArray(shape: [2], values: [4 - 1e-5, 9 - 1e-5]),
+        ]
+        let e = try EngineGraph(graph: g, shapes: shapes, constants: constants, channelsLast: false)
+        #expect(e.steps.count == 1)
+        #expect(Set(e.fused) == ["bn", "add", "r"])
+        guard case let .convolution(input, _, weight, bias, _, residual, activation) = e.steps[0] else {
+            Issue.record("not a convolution step")
+            return
+        }
+        #expect(residual == input)  // the block's input, read again as the residual
+        #expect(activation == .relu)
+        // s = gamma / sqrt(var + eps) = (1, 1): weights unchanged; bias = beta - mean * s = (0.5, -1).
+        let w = weight.withUnsafeBufferPointer(as: Float.self) { Array($0) }
+        #expect(w.enumerated().allSatisfy { abs($0.element - [1, 0, 0, 1][$0.offset]) < 1e-6 })
+        #expect(abs(bias[0] - 0.5) < 1e-6 && abs(bias[1] + 1) < 1e-6)
+    }
+
+    /// A residual computed after the convolution that would read it is not fused into it; the add
+    /// goes to the later convolution instead (gluon's downsample branch).
+    @Test func residualMustBeReadyFirst() throws {
+        let x = Symbol.variable("data")
+        let body = Symbol.convolution(x, kernel: [1, 1], numFilter: 2, noBias: true, name: "body")
+        let down = Symbol.convolution(x, kernel: [1, 1], numFilter: 2, noBias: true, name: "down")
+        let y = Symbol.elementwiseAdd(body, down, name: "add")
+        let g = y.graph
+        let shapes = try g.inferShapes(["data": [1, 2, 2, 2]])
+        let w = NDArray(shape: [2, 2, 1, 1], values: [1, 0, 0, 1])
+        let e = try EngineGraph(graph: g, shapes: shapes, constants: ["body_weight": w, "down_weight": w], channelsLast: false)
+        #expect(e.steps.count == 2)
+        guard case let .convolution(_, bodyOut, _, _, _, nil, _) = e.steps[0],
+              case let .convolution(_, _, _, _, _, residual?, _) = e.steps[1] else {
+            Issue.record("expected the add fused into the second convolution")
+            return
+        }
+        #expect(residual == bodyOut)
+    }
+
+    /// Channels-last values are reordered before a flatten reads them in NCHW order.
+    @Test func flattenOfChannelsLastReorders() throws {
+        let y = Symbol.flatten(.activation(.variable("data"), kind: .relu, name: "r"), name: "f")
+        let g = y.graph
+        let e = try EngineGraph(graph: g, shapes: try g.inferShapes(["data": [2, 3, 4, 4]]), constants: [:], channelsLast: true)
+        #expect(e.steps.count == 2)
+        if case .reorderToNCHW = e.steps[1] {} else { Issue.record("no reorder before the flatten") }
+        let plain = try EngineGraph(graph: g, shapes: try g.inferShapes(["data": [2, 3, 4, 4]]), constants: [:], channelsLast: false)
+        #expect(plain.steps.count == 1)
+    }
+
+    /// The engine's capability answers name what is missing.
+    @Test func engineNeedsConstantWeights() throws {
+        let y = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 2, name: "c")
+        let g = y.graph
+        let s = try g.inferShapes(["data": [1, 2, 5, 5]]), t = try g.inferTypes([:])
+        let conv = g.nodes.firstIndex { $0.name == "c" }!
+        #expect(CUDAEngine().support(SupportQuery(graph: g, node: conv, shapes: s, types: t)) == .unsupported("its weight is not a constant known at bind"))
+        let known = CUDAEngine().support(SupportQuery(graph: g, node: conv, shapes: s, types: t, constants: ["c_weight", "c_bias"]))
+        #expect(known == .supported)
+        let transposed = try Symbol.apply("transpose", [.variable("data")], name: "t")
+        #expect(CUDAEngine().support(SupportQuery(graph: transposed.graph, node: 1)) == .unsupported("the cuda engine has no lowering for transpose"))
+    }
+}
