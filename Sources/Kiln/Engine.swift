@@ -61,14 +61,17 @@ public enum EngineSelection: Sendable, Equatable {
 extension CUDAEngine {
     /// The cuda engine for the shared engine options (`KILN_ENGINE_PRECISION` fp32, fp16 or bf16;
     /// `KILN_ENGINE_CUDA_GRAPH=0` replays no CUDA graph; `KILN_ENGINE_CUDA_FUSED_CONV=0` never uses
-    /// cuDNN's fused convolution call).
+    /// cuDNN's fused convolution call; `KILN_ENGINE_CUDA_FIND=1` times cuDNN's algorithms at compile).
     public init(options: EngineOptions, device ordinal: Int,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let p = CUDAEngine.Precision(rawValue: options.precision.rawValue) else {
             throw KilnError.invalidSetting(name: "KILN_ENGINE_PRECISION", value: options.precision.rawValue, accepted: "fp32, fp16 or bf16 on the cuda engine")
         }
-        func flag(_ name: String) -> Bool { environment[name].map { !["0", "false", "off"].contains($0.lowercased()) } ?? true }
-        self.init(precision: p, device: ordinal, capturesGraphs: flag("KILN_ENGINE_CUDA_GRAPH"), fusesConvolutions: flag("KILN_ENGINE_CUDA_FUSED_CONV"))
+        func flag(_ name: String, _ otherwise: Bool) -> Bool {
+            environment[name].map { !["0", "false", "off", ""].contains($0.lowercased()) } ?? otherwise
+        }
+        self.init(precision: p, device: ordinal, capturesGraphs: flag("KILN_ENGINE_CUDA_GRAPH", true),
+                  fusesConvolutions: flag("KILN_ENGINE_CUDA_FUSED_CONV", true), timesAlgorithms: flag("KILN_ENGINE_CUDA_FIND", false))
     }
 }
 

@@ -67,10 +67,13 @@ final class CUDAEnginePlan: CompiledGraph {
 
     /// Whether convolutions try cuDNN's fused conv-bias-residual-activation call first.
     let fusedConvolutions: Bool
+    /// Whether cuDNN times the algorithms of each convolution (else its heuristics rank them).
+    let timesAlgorithms: Bool
 
     init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
-         precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true) throws {
+         precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false) throws {
         self.fusedConvolutions = fusedConvolutions
+        self.timesAlgorithms = timesAlgorithms
         let clock = ContinuousClock(), start = clock.now
         self.device = device
         try device.makeCurrent()
@@ -417,7 +420,7 @@ final class CUDAEnginePlan: CompiledGraph {
         cleanups.append { _ = cudnn.destroyActivationDescriptor(activationDesc) }
         var candidates: [Int32] = [CUDNNAPI.algoImplicitPrecompGEMM]
         if relu {
-            let ranked = try Self.rankedAlgorithms(device, x: x.handle, w: filter, conv: convolution, y: y.handle)
+            let ranked = try Self.rankedAlgorithms(device, x: x.handle, w: filter, conv: convolution, y: y.handle, measure: timesAlgorithms)
             candidates = ranked + candidates.filter { !ranked.contains($0) }
         }
         // The bias in the storage type, as the fused call's half and bfloat16 configurations read it.
@@ -445,14 +448,20 @@ final class CUDAEnginePlan: CompiledGraph {
         return nil
     }
 
-    /// cuDNN's heuristic ranking of forward algorithms for one convolution.
-    static func rankedAlgorithms(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr) throws -> [Int32] {
+    /// Forward algorithms for one convolution, best first: cuDNN's heuristic ranking, or with
+    /// `measure` the ranking cuDNN measures by running each (cudnnFindConvolutionForwardAlgorithm).
+    static func rankedAlgorithms(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr, measure: Bool = false) throws -> [Int32] {
         let capacity = 8
         let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
         defer { perf.deallocate() }
         var returned: Int32 = 0
-        try device.cudnn.check(device.cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
-                               "cudnnGetConvolutionForwardAlgorithm_v7")
+        if measure {
+            try device.cudnn.check(device.cudnn.findConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
+                                   "cudnnFindConvolutionForwardAlgorithm")
+        } else {
+            try device.cudnn.check(device.cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
+                                   "cudnnGetConvolutionForwardAlgorithm_v7")
+        }
         return (0..<Int(returned)).compactMap { i in
             let base = CUDNNAPI.algoPerfSize * i
             return perf.load(fromByteOffset: base + 4, as: Int32.self) == 0 ? perf.load(fromByteOffset: base, as: Int32.self) : nil
