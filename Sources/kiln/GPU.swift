@@ -133,6 +133,8 @@ struct GPUCheck: ParsableCommand {
                     let agreement = 1 - Double(r.disagreements) / Double(r.images)
                     let ok = precision == "fp32" ? r.disagreements == 0 : agreement >= 0.995
                     if !ok { failures += 1 }
+                    print(String(format: "%@ lenet5 on the MNIST test set, engine %@ vs gpu framework: top-1 agreement %.4f (%d of %d differ)",
+                                 ok ? "ok  " : "FAIL", precision as NSString, agreement, r.disagreements, r.images))
                     rows.append(["model": "lenet5 MNIST test", "mode": "engine \(precision) vs gpu framework", "framework_accuracy": r.frameworkAccuracy,
                                  "engine_accuracy": r.engineAccuracy, "top1_agreement": agreement, "ok": ok])
                 }
