@@ -1,3 +1,5 @@
+import KilnCore
+import KilnGraph
 import KilnEngine
 import Testing
 
@@ -18,12 +20,13 @@ import Testing
         #expect(a.minGroupSize == 3 && a.excludedOps == ["elemwise_add", "Pooling"] && a.cacheDirectory == "/tmp/x" && a.verbose)
     }
 
-    /// fp32, bf16 and int8 are accepted (any case); anything else is refused with the accepted values listed.
-    @Test(arguments: ["fp16", "", "int4"])
+    /// fp32, bf16, fp16 (the cuda engine's) and int8 are accepted (any case); anything else is refused
+    /// with the accepted values listed.
+    @Test(arguments: ["fp8", "", "int4"])
     func unknownPrecisionIsRefused(value: String) {
         #expect { try EngineOptions(parsing: ["KILN_ENGINE_PRECISION": value]) } throws: { e in
             let m = "\(e)"
-            return m.contains("KILN_ENGINE_PRECISION=\(value)") && m.contains("accepted values: fp32, bf16, int8")
+            return m.contains("KILN_ENGINE_PRECISION=\(value)") && m.contains("accepted values: fp32, bf16, fp16, int8")
         }
     }
 
@@ -82,7 +85,21 @@ import Testing
         #expect(o.compact == "precision=fp32;min_group=3;exclude=Pooling,softmax;cache_dir=/tmp/c;verbose=1")
         #expect(try EngineOptions(compact: o.compact) == o)
         #expect(try EngineOptions(compact: "") == EngineOptions())
-        #expect { try EngineOptions(compact: "precision=fp16") } throws: { "\($0)".contains("accepted values: fp32, bf16, int8") }
+        #expect { try EngineOptions(compact: "precision=fp8") } throws: { "\($0)".contains("accepted values: fp32, bf16, fp16, int8") }
         #expect { try EngineOptions(compact: "fp32") } throws: { "\($0)".contains("key=value") }
+    }
+}
+
+/// fp16 is a precision of the cuda engine; the cpu engine refuses it with a sentence saying so.
+@Suite struct CPUEngineFP16Tests {
+    @Test func cpuEngineRefusesFP16() throws {
+        let y = Symbol.fullyConnected(.variable("data"), numHidden: 2, name: "fc")
+        let g = y.graph
+        let shapes = try g.inferShapes(["data": [1, 3]]), types = try g.inferTypes([:])
+        let engine = CPUEngine(options: EngineOptions(precision: .fp16), usesProcessCache: false)
+        let constants = ["fc_weight": NDArray(zeros: [2, 3]), "fc_bias": NDArray(zeros: [2])]
+        #expect { _ = try engine.compile(g, shapes: shapes, types: types, constants: constants) } throws: {
+            "\($0)".contains("fp16 is the cuda engine's")
+        }
     }
 }
