@@ -106,7 +106,11 @@ public final class CUDA: @unchecked Sendable {
             var v: Int32 = 0
             return r.runtimeGetVersion(&v) == 0 ? "\(v / 1000).\(v % 1000 / 10)" : nil
         }
-        status("cublas", cublas, path: { $0.library.path }) { _ in nil }
+        status("cublas", cublas, path: { $0.library.path }) { b in
+            var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+            guard b.getProperty(0, &major) == 0, b.getProperty(1, &minor) == 0, b.getProperty(2, &patch) == 0 else { return nil }
+            return "\(major).\(minor).\(patch)"
+        }
         status("cudnn", cudnn, path: { $0.library.path }) { c in
             let v = c.getVersion()
             return "\(v / 10000).\(v % 10000 / 100).\(v % 100)"

@@ -136,6 +136,8 @@ struct CUBLASAPI: @unchecked Sendable {
     let library: DynamicLibrary
     let create: @convention(c) (PtrOut) -> Int32
     let getVersion: @convention(c) (Ptr, IntOut) -> Int32
+    /// cublasGetProperty(libraryPropertyType: 0 major, 1 minor, 2 patch, int*): needs no handle.
+    let getProperty: @convention(c) (Int32, IntOut) -> Int32
     let setStream: @convention(c) (Ptr, Ptr) -> Int32
     let setMathMode: @convention(c) (Ptr, Int32) -> Int32
     let sgemm: @convention(c) (Ptr, Int32, Int32, Int32, Int32, Int32, UnsafePointer<Float>, ConstPtr, Int32,
@@ -147,6 +149,7 @@ struct CUBLASAPI: @unchecked Sendable {
         library = l
         create = try l.function("cublasCreate_v2", as: type(of: create))
         getVersion = try l.function("cublasGetVersion_v2", as: type(of: getVersion))
+        getProperty = try l.function("cublasGetProperty", as: type(of: getProperty))
         setStream = try l.function("cublasSetStream_v2", as: type(of: setStream))
         setMathMode = try l.function("cublasSetMathMode", as: type(of: setMathMode))
         sgemm = try l.function("cublasSgemm_v2", as: type(of: sgemm))
