@@ -105,8 +105,9 @@ final class CUDADevice: @unchecked Sendable {
         } else {
             var m: Ptr = nil
             let cached = cachePath(for: source)
-            if let cached, let bytes = FileManager.default.contents(atPath: cached),
-               bytes.withUnsafeBytes({ driver.moduleLoadData(&m, $0.baseAddress!) }) == 0 {
+            // A cached file that is empty, truncated or from another build fails to load and is compiled again.
+            if let cached, let bytes = FileManager.default.contents(atPath: cached), !bytes.isEmpty,
+               bytes.withUnsafeBytes({ p in p.baseAddress.map { driver.moduleLoadData(&m, $0) } ?? 1 }) == 0 {
                 cubinCacheHits += 1
             } else {
                 let cubin = try compile(source, name: name)
