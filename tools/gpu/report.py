@@ -2,6 +2,7 @@
 markdown table of median images/s, p50 latency and first result per configuration and batch."""
 import collections
 import json
+import os
 import statistics
 import sys
 
@@ -40,7 +41,7 @@ def main(src, dst, first_file=None):
                 extra = f" ({statistics.median(r['images_per_s_async'] for r in rs):,.0f} async)"
             cells.append(f"{ips:,.0f}{extra}, {p50:.3f}, {first:.2f}")
         out.append(f"| {n} | " + " | ".join(cells) + " |")
-    if first_file:
+    if first_file and os.path.exists(first_file):
         out.append("")
         out.append("First result, cuda engine fp16, batch 16 (load, bind, compile, first forward): " + ", ".join(
             f"{r['cache']} engine cache {r['first_result_s']:.3f} s" for r in (json.loads(l) for l in open(first_file) if l.startswith("{"))))

@@ -62,8 +62,6 @@ final class CUDAEnginePlan: CompiledGraph {
     private var inputStaging: [(name: String, shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
     private var outputStaging: [(shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
     private var pinnedBlocks: [UnsafeMutableRawPointer] = []
-    /// cuDNN descriptors to destroy with the plan.
-    private var cleanups: [() -> Void] = []
 
     /// Whether convolutions try cuDNN's fused conv-bias-residual-activation call first.
     let fusedConvolutions: Bool
@@ -141,7 +139,6 @@ final class CUDAEnginePlan: CompiledGraph {
     deinit {
         if graphExec != nil { _ = device.runtime.graphExecDestroy(graphExec) }
         for p in pinnedBlocks { _ = device.runtime.freeHost(p) }
-        for c in cleanups { c() }
     }
 
     static func reads(_ s: EngineStep) -> [Int] {
@@ -245,21 +242,11 @@ final class CUDAEnginePlan: CompiledGraph {
                 var w = weight
                 if channelsLast { w = Self.toKRSC(w) }
                 let wb = try upload(floats(w), as: storage)
-                let ws = weight.shape.dims
-                var f: Ptr = nil
-                try cudnn.check(cudnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
-                try cudnn.check(cudnn.setFilter4dDescriptor(f, storage.cudnn, channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW,
-                                                            Int32(ws[0]), Int32(ws[1]), Int32(ws[2]), Int32(ws[3])), "cudnnSetFilter4dDescriptor")
-                var c: Ptr = nil
-                try cudnn.check(cudnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
-                try cudnn.check(cudnn.setConvolution2dDescriptor(c, Int32(p.pad[0]), Int32(p.pad[1]), Int32(p.stride[0]), Int32(p.stride[1]),
-                                                                 Int32(p.dilate[0]), Int32(p.dilate[1]), CUDNNAPI.crossCorrelation, CUDNNAPI.dataFloat),
-                                "cudnnSetConvolution2dDescriptor")
-                try cudnn.check(cudnn.setConvolutionGroupCount(c, Int32(p.numGroup)), "cudnnSetConvolutionGroupCount")
-                try cudnn.check(cudnn.setConvolutionMathType(c, mathType), "cudnnSetConvolutionMathType")
-                cleanups.append { _ = cudnn.destroyFilterDescriptor(f); _ = cudnn.destroyConvolutionDescriptor(c) }
-                let (algo, need) = try Self.algorithm(device, x: x.handle, w: f, conv: c, y: y.handle)
-                workspaceNeed = max(workspaceNeed, need)
+                let f = try FilterDescriptor(cudnn, dims: weight.shape.dims, dataType: storage.cudnn,
+                                             format: channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
+                let c = try ConvolutionDescriptor(cudnn, p, mathType: mathType)
+                keep.append(f)
+                keep.append(c)
                 let xp = pointer(xv), yp = pointer(yv)
                 if activation == nil || activation == .relu,
                    let fused = try fusedConvolution(x: x, y: y, filter: f, weights: wb, convolution: c, bias: bias, residual: residual.map { pointer($0) },
@@ -270,15 +257,21 @@ final class CUDAEnginePlan: CompiledGraph {
                     report.fusedConvolutions += 1
                     continue
                 }
+                // Not fused: the plain convolution, then the generated epilogue.
+                guard let (algo, need) = try device.forwardAlgorithm(x: x, w: f, conv: c, y: y) else {
+                    throw CUDAError.call(library: "cuDNN", function: "cudnnGetConvolutionForwardAlgorithm_v7", status: -1,
+                                         message: "no forward algorithm fits this convolution")
+                }
+                workspaceNeed = max(workspaceNeed, need)
                 let biasBuffer = try upload(bias, as: .f32)
                 let epilogue = try generated(GeneratedKernels.epilogue(storage, channelsLast: channelsLast, scale: false, shift: true,
                                                                        residual: residual != nil, activation: activation))
                 let rp = residual.map { pointer($0) }
                 let n = ys.elementCount, channels = Int32(ys[1]), hw = Int32(ys[2] * ys[3])
-                let xd = x.handle, yd = y.handle
+                let xd = x.handle, yd = y.handle, fd = f.handle, cd = c.handle
                 launches.append { [unowned self] in
                     var one: Float = 1, zero: Float = 0
-                    try cudnn.check(cudnn.convolutionForward(handle, &one, xd, xp, f, wb.pointer, c, algo, self.workspace?.pointer,
+                    try cudnn.check(cudnn.convolutionForward(handle, &one, xd, xp, fd, wb.pointer, cd, algo, self.workspace?.pointer,
                                                              self.workspace?.byteCount ?? 0, &zero, yd, yp), "cudnnConvolutionForward")
                     try device.launch(epilogue, count: n, arguments: [.pointer(yp), .pointer(yp), .pointer(nil), .pointer(biasBuffer.pointer),
                                                                       .pointer(rp), .int64(Int64(n)), .int32(channels), .int32(hw)])
@@ -309,13 +302,9 @@ final class CUDAEnginePlan: CompiledGraph {
                     throw CUDAError.unsupported(node: "", op: "Pooling", reason: "a window that does not fit")
                 }
                 let x = try descriptor(xs), y = try descriptor(g.values[yv].shape)
-                let mode = p.poolType == .max ? CUDNNAPI.poolingMax
-                    : (p.countIncludePad ? CUDNNAPI.poolingAverageIncludePad : CUDNNAPI.poolingAverageExcludePad)
-                var d: Ptr = nil
-                try cudnn.check(cudnn.createPoolingDescriptor(&d), "cudnnCreatePoolingDescriptor")
-                try cudnn.check(cudnn.setPooling2dDescriptor(d, mode, CUDNNAPI.notPropagateNaN, Int32(w.kernel[0]), Int32(w.kernel[1]),
-                                                             Int32(w.pad[0]), Int32(w.pad[1]), Int32(w.stride[0]), Int32(w.stride[1])), "cudnnSetPooling2dDescriptor")
-                cleanups.append { _ = cudnn.destroyPoolingDescriptor(d) }
+                let pooling = try PoolingDescriptor(cudnn, p, window: w)
+                keep.append(pooling)
+                let d = pooling.handle
                 let xp = pointer(xv), yp = pointer(yv), xd = x.handle, yd = y.handle
                 launches.append {
                     var one: Float = 1, zero: Float = 0
@@ -404,7 +393,7 @@ final class CUDAEnginePlan: CompiledGraph {
     /// Convolution, bias, residual and ReLU (or identity) as one cudnnConvolutionBiasActivationForward,
     /// when cuDNN runs it for this configuration: the algorithms of cuDNN's ranking are tried in turn
     /// on the arena's bytes (identity only runs with IMPLICIT_PRECOMP_GEMM). nil: use conv + epilogue.
-    private func fusedConvolution(x: TensorDescriptor, y: TensorDescriptor, filter: Ptr, weights: DeviceBuffer, convolution: Ptr,
+    private func fusedConvolution(x: TensorDescriptor, y: TensorDescriptor, filter: FilterDescriptor, weights: DeviceBuffer, convolution: ConvolutionDescriptor,
                                   bias: [Float], residual: UnsafeMutableRawPointer?, relu: Bool, xp: UnsafeMutableRawPointer,
                                   yp: UnsafeMutableRawPointer, shape: Shape) throws -> (launch: () throws -> Void, workspace: Int)? {
         guard fusedConvolutions else { return nil }
@@ -412,60 +401,36 @@ final class CUDAEnginePlan: CompiledGraph {
         let biasDesc = try TensorDescriptor(cudnn, dims: [1, shape[1], 1, 1], dataType: storage.cudnn,
                                             format: channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
         keep.append(biasDesc)
-        var act: Ptr = nil
-        try cudnn.check(cudnn.createActivationDescriptor(&act), "cudnnCreateActivationDescriptor")
-        try cudnn.check(cudnn.setActivationDescriptor(act, relu ? CUDNNAPI.activationReLU : CUDNNAPI.activationIdentity, CUDNNAPI.notPropagateNaN, 0),
-                        "cudnnSetActivationDescriptor")
-        let activationDesc = act
-        cleanups.append { _ = cudnn.destroyActivationDescriptor(activationDesc) }
+        let act = try ActivationDescriptor(cudnn, mode: relu ? CUDNNAPI.activationReLU : CUDNNAPI.activationIdentity)
+        keep.append(act)
+        let activationDesc = act.handle
         var candidates: [Int32] = [CUDNNAPI.algoImplicitPrecompGEMM]
         if relu {
-            let ranked = try Self.rankedAlgorithms(device, x: x.handle, w: filter, conv: convolution, y: y.handle, measure: timesAlgorithms)
+            let ranked = try device.forwardAlgorithms(x: x, w: filter, conv: convolution, y: y, measure: timesAlgorithms)
             candidates = ranked + candidates.filter { !ranked.contains($0) }
         }
         // The bias in the storage type, as the fused call's half and bfloat16 configurations read it.
         let biasBuffer = try upload(bias, as: storage)
         let z = residual ?? yp
         let alpha2: Float = residual == nil ? 0 : 1
-        let xd = x.handle, yd = y.handle, bd = biasDesc.handle
+        let xd = x.handle, yd = y.handle, bd = biasDesc.handle, fd = filter.handle, cd = convolution.handle
         for algo in candidates {
-            var need = 0
-            guard cudnn.getConvolutionForwardWorkspaceSize(handle, xd, filter, convolution, yd, algo, &need) == 0, need <= 256 << 20 else { continue }
+            guard let need = device.forwardWorkspace(x: x, w: filter, conv: convolution, y: y, algorithm: algo), need <= 256 << 20 else { continue }
             let scratch = need > 0 ? try device.pool.allocate(need) : nil
             var one: Float = 1, a2 = alpha2
-            let status = cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, filter, weights.pointer, convolution, algo, scratch?.pointer, need,
+            let status = cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, algo, scratch?.pointer, need,
                                                                 &a2, yd, z, bd, biasBuffer.pointer, activationDesc, yd, yp)
             try device.synchronize()
             guard status == 0 else { continue }
             let launch: () throws -> Void = { [unowned self] in
                 var one: Float = 1, a2 = alpha2
-                try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, filter, weights.pointer, convolution, algo,
+                try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, algo,
                                                                        self.workspace?.pointer, self.workspace?.byteCount ?? 0, &a2, yd, z, bd,
                                                                        biasBuffer.pointer, activationDesc, yd, yp), "cudnnConvolutionBiasActivationForward")
             }
             return (launch, need)
         }
         return nil
-    }
-
-    /// Forward algorithms for one convolution, best first: cuDNN's heuristic ranking, or with
-    /// `measure` the ranking cuDNN measures by running each (cudnnFindConvolutionForwardAlgorithm).
-    static func rankedAlgorithms(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr, measure: Bool = false) throws -> [Int32] {
-        let capacity = 8
-        let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
-        defer { perf.deallocate() }
-        var returned: Int32 = 0
-        if measure {
-            try device.cudnn.check(device.cudnn.findConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
-                                   "cudnnFindConvolutionForwardAlgorithm")
-        } else {
-            try device.cudnn.check(device.cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
-                                   "cudnnGetConvolutionForwardAlgorithm_v7")
-        }
-        return (0..<Int(returned)).compactMap { i in
-            let base = CUDNNAPI.algoPerfSize * i
-            return perf.load(fromByteOffset: base + 4, as: Int32.self) == 0 ? perf.load(fromByteOffset: base, as: Int32.self) : nil
-        }
     }
 
     /// (C, H, W) of a shape read as (N, C, H, W), missing axes 1; as Int32 for kernel arguments.
@@ -487,27 +452,6 @@ final class CUDAEnginePlan: CompiledGraph {
             }
         }
         return out
-    }
-
-    /// cuDNN's best-ranked algorithm with at most 256 MiB of workspace, and that workspace.
-    static func algorithm(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr) throws -> (Int32, Int) {
-        let cudnn = device.cudnn
-        let capacity = 8
-        let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
-        defer { perf.deallocate() }
-        var returned: Int32 = 0
-        try cudnn.check(cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
-                        "cudnnGetConvolutionForwardAlgorithm_v7")
-        for i in 0..<Int(returned) {
-            let base = CUDNNAPI.algoPerfSize * i
-            let algo = perf.load(fromByteOffset: base, as: Int32.self)
-            guard perf.load(fromByteOffset: base + 4, as: Int32.self) == 0 else { continue }
-            var size = 0
-            guard cudnn.getConvolutionForwardWorkspaceSize(device.cudnnHandle, x, w, conv, y, algo, &size) == 0, size <= 256 << 20 else { continue }
-            return (algo, size)
-        }
-        throw CUDAError.call(library: "cuDNN", function: "cudnnGetConvolutionForwardAlgorithm_v7", status: -1,
-                             message: "no forward algorithm fits this convolution")
     }
 
     private func runLaunches() throws {

@@ -44,8 +44,8 @@ final class ConvolutionKernel: GPUKernel {
     let device: CUDADevice
     let x, y: TensorDescriptor
     let bias: TensorDescriptor?
-    let filter: Ptr
-    let convolution: Ptr
+    let filter: FilterDescriptor
+    let convolution: ConvolutionDescriptor
     let algorithm: Int32
     let workspace: DeviceBuffer?
 
@@ -65,63 +65,29 @@ final class ConvolutionKernel: GPUKernel {
         x = try TensorDescriptor(cudnn, dims: s.inputShapes[0].dims)
         y = try TensorDescriptor(cudnn, dims: s.outputShapes[0].dims)
         bias = p.noBias ? nil : try TensorDescriptor(cudnn, dims: [1, p.numFilter, 1, 1])
-        let w = s.inputShapes[1].dims
-        var f: Ptr = nil
-        try cudnn.check(cudnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
-        try cudnn.check(cudnn.setFilter4dDescriptor(f, CUDNNAPI.dataFloat, CUDNNAPI.formatNCHW, Int32(w[0]), Int32(w[1]), Int32(w[2]), Int32(w[3])),
-                        "cudnnSetFilter4dDescriptor")
-        filter = f
-        var c: Ptr = nil
-        try cudnn.check(cudnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
-        try cudnn.check(cudnn.setConvolution2dDescriptor(c, Int32(p.pad[0]), Int32(p.pad[1]), Int32(p.stride[0]), Int32(p.stride[1]),
-                                                         Int32(p.dilate[0]), Int32(p.dilate[1]), CUDNNAPI.crossCorrelation, CUDNNAPI.dataFloat),
-                        "cudnnSetConvolution2dDescriptor")
-        try cudnn.check(cudnn.setConvolutionGroupCount(c, Int32(p.numGroup)), "cudnnSetConvolutionGroupCount")
+        filter = try FilterDescriptor(cudnn, dims: s.inputShapes[1].dims)
         // Framework mode keeps float32 arithmetic: FMA math, because cuDNN's default math allows TF32
         // tensor cores from Ampere on (about 1e-3 relative error), and results must match the CPU.
-        try cudnn.check(cudnn.setConvolutionMathType(c, CUDNNAPI.fmaMath), "cudnnSetConvolutionMathType")
-        convolution = c
-        (algorithm, workspace) = try Self.chooseAlgorithm(device, x: x.handle, w: f, conv: c, y: y.handle)
-    }
-
-    /// cuDNN's heuristic ranking; the first algorithm that needs no more than 256 MiB of workspace.
-    static func chooseAlgorithm(_ device: CUDADevice, x: Ptr, w: Ptr, conv: Ptr, y: Ptr) throws -> (Int32, DeviceBuffer?) {
-        let cudnn = device.cudnn
-        let capacity = 8
-        let perf = UnsafeMutableRawPointer.allocate(byteCount: CUDNNAPI.algoPerfSize * capacity, alignment: 8)
-        defer { perf.deallocate() }
-        var returned: Int32 = 0
-        try cudnn.check(cudnn.getConvolutionForwardAlgorithm(device.cudnnHandle, x, w, conv, y, Int32(capacity), &returned, perf),
-                        "cudnnGetConvolutionForwardAlgorithm_v7")
-        for i in 0..<Int(returned) {
-            let base = CUDNNAPI.algoPerfSize * i
-            let algo = perf.load(fromByteOffset: base, as: Int32.self)
-            let status = perf.load(fromByteOffset: base + 4, as: Int32.self)
-            let memory = perf.load(fromByteOffset: base + 16, as: Int.self)
-            guard status == 0, memory <= 256 << 20 else { continue }
-            var size = 0
-            guard cudnn.getConvolutionForwardWorkspaceSize(device.cudnnHandle, x, w, conv, y, algo, &size) == 0 else { continue }
-            return (algo, size > 0 ? try device.pool.allocate(size) : nil)
+        convolution = try ConvolutionDescriptor(cudnn, p, mathType: CUDNNAPI.fmaMath)
+        // cuDNN's best-ranked algorithm within 256 MiB of workspace; else the implicit precomputed GEMM.
+        let chosen = try device.forwardAlgorithm(x: x, w: filter, conv: convolution, y: y)
+        algorithm = chosen?.algorithm ?? CUDNNAPI.algoImplicitPrecompGEMM
+        var size = chosen?.workspace ?? 0
+        if chosen == nil {
+            try cudnn.check(cudnn.getConvolutionForwardWorkspaceSize(device.cudnnHandle, x.handle, filter.handle, convolution.handle, y.handle,
+                                                                     algorithm, &size), "cudnnGetConvolutionForwardWorkspaceSize")
         }
-        var size = 0
-        try cudnn.check(cudnn.getConvolutionForwardWorkspaceSize(device.cudnnHandle, x, w, conv, y, CUDNNAPI.algoImplicitPrecompGEMM, &size),
-                        "cudnnGetConvolutionForwardWorkspaceSize")
-        return (CUDNNAPI.algoImplicitPrecompGEMM, size > 0 ? try device.pool.allocate(size) : nil)
+        workspace = size > 0 ? try device.pool.allocate(size) : nil
     }
 
     func forward(_ inputs: [UnsafeMutableRawPointer], _ outputs: [UnsafeMutableRawPointer]) throws {
         let cudnn = device.cudnn
-        try cudnn.check(cudnn.convolutionForward(device.cudnnHandle, one, x.handle, inputs[0], filter, inputs[1], convolution, algorithm,
+        try cudnn.check(cudnn.convolutionForward(device.cudnnHandle, one, x.handle, inputs[0], filter.handle, inputs[1], convolution.handle, algorithm,
                                                  workspace?.pointer, workspace?.byteCount ?? 0, zero, y.handle, outputs[0]),
                         "cudnnConvolutionForward")
         if let bias {
             try cudnn.check(cudnn.addTensor(device.cudnnHandle, one, bias.handle, inputs[2], one, y.handle, outputs[0]), "cudnnAddTensor")
         }
-    }
-
-    deinit {
-        _ = device.cudnn.destroyFilterDescriptor(filter)
-        _ = device.cudnn.destroyConvolutionDescriptor(convolution)
     }
 }
 
@@ -184,19 +150,16 @@ enum ActivationKernel {
 final class CUDNNActivation: GPUKernel {
     let device: CUDADevice
     let x: TensorDescriptor
-    let activation: Ptr
+    let activation: ActivationDescriptor
 
     init(_ s: KernelSignature, _ device: CUDADevice, mode: Int32) throws {
         self.device = device
         x = try TensorDescriptor(device.cudnn, dims: [s.inputShapes[0].elementCount])
-        var a: Ptr = nil
-        try device.cudnn.check(device.cudnn.createActivationDescriptor(&a), "cudnnCreateActivationDescriptor")
-        try device.cudnn.check(device.cudnn.setActivationDescriptor(a, mode, CUDNNAPI.notPropagateNaN, 0), "cudnnSetActivationDescriptor")
-        activation = a
+        activation = try ActivationDescriptor(device.cudnn, mode: mode)
     }
 
     func forward(_ inputs: [UnsafeMutableRawPointer], _ outputs: [UnsafeMutableRawPointer]) throws {
-        try device.cudnn.check(device.cudnn.activationForward(device.cudnnHandle, activation, one, x.handle, inputs[0], zero, x.handle, outputs[0]),
+        try device.cudnn.check(device.cudnn.activationForward(device.cudnnHandle, activation.handle, one, x.handle, inputs[0], zero, x.handle, outputs[0]),
                                "cudnnActivationForward")
     }
 }
@@ -204,7 +167,7 @@ final class CUDNNActivation: GPUKernel {
 final class PoolingKernel: GPUKernel {
     let device: CUDADevice
     let x, y: TensorDescriptor
-    let pooling: Ptr
+    let pooling: PoolingDescriptor
 
     static func check(_ s: KernelSignature) -> String? {
         if let r = GPUKernels.float32Only(s, visibleOutputs: 1) { return r }
@@ -230,18 +193,11 @@ final class PoolingKernel: GPUKernel {
         self.device = device
         x = try TensorDescriptor(device.cudnn, dims: data.dims)
         y = try TensorDescriptor(device.cudnn, dims: s.outputShapes[0].dims)
-        let mode = p.poolType == .max ? CUDNNAPI.poolingMax
-            : (p.countIncludePad ? CUDNNAPI.poolingAverageIncludePad : CUDNNAPI.poolingAverageExcludePad)
-        var d: Ptr = nil
-        try device.cudnn.check(device.cudnn.createPoolingDescriptor(&d), "cudnnCreatePoolingDescriptor")
-        try device.cudnn.check(device.cudnn.setPooling2dDescriptor(d, mode, CUDNNAPI.notPropagateNaN, Int32(w.kernel[0]), Int32(w.kernel[1]),
-                                                                   Int32(w.pad[0]), Int32(w.pad[1]), Int32(w.stride[0]), Int32(w.stride[1])),
-                               "cudnnSetPooling2dDescriptor")
-        pooling = d
+        pooling = try PoolingDescriptor(device.cudnn, p, window: w)
     }
 
     func forward(_ inputs: [UnsafeMutableRawPointer], _ outputs: [UnsafeMutableRawPointer]) throws {
-        try device.cudnn.check(device.cudnn.poolingForward(device.cudnnHandle, pooling, one, x.handle, inputs[0], zero, y.handle, outputs[0]),
+        try device.cudnn.check(device.cudnn.poolingForward(device.cudnnHandle, pooling.handle, one, x.handle, inputs[0], zero, y.handle, outputs[0]),
                                "cudnnPoolingForward")
     }
 }
