@@ -166,7 +166,11 @@ public struct CPUEngine: Backend {
         let ir = built.compacted()
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)
-        let core = try CompiledCore(ir: ir, report: report, numerics: numerics)
+        var core = try CompiledCore(ir: ir, report: report, numerics: numerics)
+        if let tuning = try PlanTuning.refine(core, template: report, numerics: numerics) {
+            core = tuning.core
+            core.appendNote(tuning.note)
+        }
         if let directory = options.cacheDirectory {
             do {
                 // Stored after lowering: the IR then records the algorithms chosen by timing.

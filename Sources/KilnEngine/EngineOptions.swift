@@ -73,7 +73,8 @@ public struct EngineOptions: Sendable, Equatable, Hashable {
     public var calibrationMethod: CalibrationMethod = .entropy
 
     /// Whether fp32 3x3 convolutions time their candidate algorithms (direct, Winograd) at the first
-    /// compile and keep the fastest; off, every convolution is direct.
+    /// compile, per op and then as whole plans (one algorithm per convolution shape), and keep the
+    /// fastest; off, every convolution is direct.
     public var tune: Bool = true
 
     /// With int8: a calibration table file to quantize with (as written by `kiln compare

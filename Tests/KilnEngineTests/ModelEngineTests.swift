@@ -57,6 +57,19 @@ import Testing
             return nil
         }
         #expect(choices.count == 17 && !choices.contains(nil), "every 3x3 stride-1 convolution chose: \(choices)")
+        // Whole-plan timing has the last word; unless it kept the per-op mix, convolutions of one
+        // shape share one algorithm.
+        let note = plan.report.notes.first { $0.hasPrefix("convolution algorithms") }
+        #expect(note != nil, "\(plan.report.notes)")
+        if let note, !note.contains("per-op timing kept"), !note.contains("(per-op kept)"), !note.contains("same primitives") {
+            var byShape: [[Int]: Set<ConvolutionAlgorithm>] = [:]
+            for op in plan.ir.ops {
+                if case let .convolution(spec) = op.lowering, spec.kernel == [3, 3], spec.stride == [1, 1], let a = spec.algorithm {
+                    byShape[plan.ir.values[op.inputs[0]].shape.dims, default: []].insert(a)
+                }
+            }
+            #expect(byShape.values.allSatisfy { $0.count == 1 }, "\(note): \(byShape)")
+        }
         let steps = plan.report.primitives
         let reorderTargets = steps.indices.filter { steps[$0].kind == "reorder" && !steps[$0].isBorderReorder }.map { i in
             steps[(i + 1)...].first { $0.kind != "reorder" }?.kind ?? "nothing"

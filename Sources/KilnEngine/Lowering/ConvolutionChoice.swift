@@ -9,6 +9,7 @@ import KilnRuntime
 // buffers, each charged with the reorder its input would need from the layout its producer wrote,
 // and keeps the fastest (Winograd must win by 5%: its rounding differs a little from direct).
 // The choice is stored in the IR (ConvolutionSpec.algorithm), so cached plans reuse it untimed.
+// Whole-plan timing (PlanTuning.swift) then revisits these choices one convolution shape at a time.
 //
 // ```
 // producer wrote nhwc ─┬─ direct (nhwc)                      0.29 ms

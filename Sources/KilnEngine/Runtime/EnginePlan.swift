@@ -102,10 +102,16 @@ final class CompiledCore: @unchecked Sendable {
     let owned: [OwnedBytes]
     let memoryPlan: MemoryPlan
     /// The report's parts that belong to the compiled result (primitives, memory).
-    let report: EngineReport
+    private(set) var report: EngineReport
+    /// Convolutions (op indices) whose algorithm was chosen by per-op timing, and the choice; whole-plan
+    /// tuning (PlanTuning.swift) revisits them.
+    let tuned: [Int: ConvolutionAlgorithm]
     private let roots: [Int]
 
-    init(ir: EngineIR, report template: EngineReport, numerics: LoweringNumerics = .fp32) throws {
+    /// Lowers `ir`. `tuned`, when given, names the convolutions an earlier lowering chose by timing
+    /// (this lowering then finds their algorithms recorded in `ir`).
+    init(ir: EngineIR, report template: EngineReport, numerics: LoweringNumerics = .fp32,
+         tuned: [Int: ConvolutionAlgorithm]? = nil) throws {
         let stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
         let lowerer = Lowerer(ir: ir, stream: stream, numerics: numerics)
         try lowerer.lower()
@@ -118,6 +124,7 @@ final class CompiledCore: @unchecked Sendable {
             }
         }
         self.ir = decided
+        self.tuned = tuned ?? lowerer.chosenAlgorithms
         buffers = lowerer.buffers
         steps = lowerer.steps
         owned = lowerer.owned
@@ -154,6 +161,15 @@ final class CompiledCore: @unchecked Sendable {
     }
 
     func root(_ b: Int) -> Int { roots[b] }
+
+    /// Adds a line to the report's notes (before the core is shared).
+    func appendNote(_ note: String) { report.notes.append(note) }
+
+    /// The primitives' implementations and destination layouts, in order: two cores with the same
+    /// signature run the same code.
+    var implementationSignature: String {
+        report.primitives.map { "\($0.implementation)>\($0.destinationLayout)" }.joined(separator: ";")
+    }
 }
 
 /// A group compiled by the cpu engine for fixed shapes (see ``CPUEngine``).
