@@ -61,7 +61,8 @@ public enum EngineSelection: Sendable, Equatable {
 extension CUDAEngine {
     /// The cuda engine for the shared engine options (`KILN_ENGINE_PRECISION` fp32, fp16 or bf16;
     /// `KILN_ENGINE_CUDA_GRAPH=0` replays no CUDA graph; `KILN_ENGINE_CUDA_FUSED_CONV=0` never uses
-    /// cuDNN's fused convolution call; `KILN_ENGINE_CUDA_FIND=1` times cuDNN's algorithms at compile).
+    /// cuDNN's fused convolution call; `KILN_ENGINE_CUDA_FIND=1` times cuDNN's algorithms at compile;
+    /// `KILN_ENGINE_CUDA_PROFILE=1` puts the device time per launch into each group's report).
     public init(options: EngineOptions, device ordinal: Int,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let p = CUDAEngine.Precision(rawValue: options.precision.rawValue) else {
@@ -71,7 +72,8 @@ extension CUDAEngine {
             environment[name].map { !["0", "false", "off", ""].contains($0.lowercased()) } ?? otherwise
         }
         self.init(precision: p, device: ordinal, capturesGraphs: flag("KILN_ENGINE_CUDA_GRAPH", true),
-                  fusesConvolutions: flag("KILN_ENGINE_CUDA_FUSED_CONV", true), timesAlgorithms: flag("KILN_ENGINE_CUDA_FIND", false))
+                  fusesConvolutions: flag("KILN_ENGINE_CUDA_FUSED_CONV", true), timesAlgorithms: flag("KILN_ENGINE_CUDA_FIND", false),
+                  profiles: flag("KILN_ENGINE_CUDA_PROFILE", false))
     }
 }
 

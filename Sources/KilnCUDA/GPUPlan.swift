@@ -112,13 +112,7 @@ final class GPUPlan: CompiledGraph {
         for (i, n) in graph.nodes.enumerated() {
             switch steps[i] {
             case .variable:
-                guard let v = inputs[n.name] ?? constants[n.name] else {
-                    throw CUDAError.missingInput(name: n.name, known: graph.nodes.filter(\.isVariable).map(\.name))
-                }
-                let expected = shapes.nodeOutputs[i][0], t = types.nodeOutputs[i][0]
-                guard v.shape == expected else { throw CUDAError.inputShape(name: n.name, expected: expected, actual: v.shape) }
-                guard v.dtype == t else { throw CUDAError.inputType(name: n.name, expected: t, actual: v.dtype) }
-                host[Graph.Entry(node: i, index: 0)] = v
+                host[Graph.Entry(node: i, index: 0)] = try variable(i, inputs)
             case let .gpu(kernel):
                 let ins = try n.inputs.map { try entryOnDevice($0) }
                 pendingUploads = true
@@ -135,6 +129,27 @@ final class GPUPlan: CompiledGraph {
         // Host arrays read by asynchronous uploads must outlive them.
         if pendingUploads { try device.synchronize() }
         return results
+    }
+
+    /// Variable `i`'s array from `inputs` (or the constants), checked against the bound shape and dtype.
+    private func variable(_ i: Int, _ inputs: [String: NDArray]) throws -> NDArray {
+        let n = graph.nodes[i]
+        guard let v = inputs[n.name] ?? constants[n.name] else {
+            throw CUDAError.missingInput(name: n.name, known: graph.nodes.filter(\.isVariable).map(\.name))
+        }
+        let expected = shapes.nodeOutputs[i][0], t = types.nodeOutputs[i][0]
+        guard v.shape == expected else { throw CUDAError.inputShape(name: n.name, expected: expected, actual: v.shape) }
+        guard v.dtype == t else { throw CUDAError.inputType(name: n.name, expected: t, actual: v.dtype) }
+        return v
+    }
+}
+
+extension GPUPlan: StartableGraph {
+    /// A graph the cuda engine took whole starts its engine node's run (queued on the device);
+    /// any other graph returns nil and runs with ``run(_:isTrain:)``.
+    func start(_ inputs: [String: NDArray]) throws -> (any PendingRun)? {
+        guard let i = graph.soleOpNode, case let .cpu(kernel) = steps[i], let startable = kernel as? any StartableKernel else { return nil }
+        return try startable.start(try graph.nodes[i].inputs.map { try variable($0.node, inputs) })
     }
 }
 

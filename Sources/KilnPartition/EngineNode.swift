@@ -76,7 +76,7 @@ public enum EngineNode {
 }
 
 /// Runs one engine node's compiled group.
-final class EngineKernel: Kernel {
+final class EngineKernel: StartableKernel {
     let node: String
     let compiled: any CompiledGraph
     let inputNames: [String]
@@ -98,5 +98,12 @@ final class EngineKernel: Kernel {
             throw PartitionError.outputCount(node: node, expected: outputs.count, actual: results.count)
         }
         outputs = results
+    }
+
+    func start(_ inputs: [NDArray]) throws -> (any PendingRun)? {
+        guard let startable = compiled as? any StartableGraph else { return nil }
+        var feed: [String: NDArray] = [:]
+        for (name, value) in zip(inputNames, inputs) where !constants.contains(name) { feed[name] = value }
+        return try startable.start(feed)
     }
 }

@@ -53,6 +53,33 @@ public protocol CompiledGraph: AnyObject {
     func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray]
 }
 
+/// A run that was started and may still be computing (on a GPU's stream).
+public protocol PendingRun: AnyObject {
+    /// Blocks until the run has finished and returns its outputs, one per head. A run whose buffers
+    /// were taken by later runs before it was read throws.
+    func wait() throws -> [NDArray]
+}
+
+/// A compiled graph that may start an inference run and return before it finishes, so that the
+/// next run's launch overlaps this one's computation (MXNet's asynchronous `forward`).
+public protocol StartableGraph: CompiledGraph {
+    /// Copies `inputs` (by variable name) and starts a run on them; the arrays may change afterwards.
+    /// `nil` when this graph cannot start runs (then use ``CompiledGraph/run(_:isTrain:)``).
+    func start(_ inputs: [String: NDArray]) throws -> (any PendingRun)?
+}
+
+extension Graph {
+    /// The graph's one op node, when every other node is a variable feeding it and the heads are
+    /// its outputs in order: a graph an engine took whole, which can start runs as that node does.
+    public var soleOpNode: Int? {
+        let ops = nodes.indices.filter { !nodes[$0].isVariable }
+        guard ops.count == 1, let i = ops.first, !heads.isEmpty,
+              heads == heads.indices.map({ Entry(node: i, index: $0) }),
+              nodes[i].inputs.allSatisfy({ nodes[$0.node].isVariable }) else { return nil }
+        return i
+    }
+}
+
 /// A way to run graphs. The framework implements it op by op; engines (later issues) compile
 /// whole subgraphs. A backend answers one question per node, "can you run this, and if not, why",
 /// kept apart from any choice of whether it should.

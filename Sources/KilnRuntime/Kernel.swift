@@ -56,6 +56,12 @@ public protocol Kernel: AnyObject {
     func auxiliaryUpdates() -> [(input: Int, value: NDArray)]
 }
 
+/// A kernel that may start its inference forward without waiting for it (an engine node holding a
+/// ``StartableGraph``). `nil`: it cannot, and runs `forward` instead.
+public protocol StartableKernel: Kernel {
+    func start(_ inputs: [NDArray]) throws -> (any PendingRun)?
+}
+
 extension Kernel {
     public func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                          _ inputGradients: inout [NDArray], needed: [Bool]) throws {

@@ -27,6 +27,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Where to run: cpu, or gpu / gpu(N) for the GPU's framework mode (with --engine off).") var context: String = "cpu"
     @Flag(help: "End with one line of JSON.") var json = false
     @Flag(help: "Print the engine's time per primitive (median of 20 runs) for each engine group.") var profile = false
+    @Flag(name: .customLong("async"), help: ArgumentHelp(
+        "Start forwards back to back (Executor.startForward) and wait once at the end: the device's throughput, as asynchronous PyTorch loops measure it.",
+        discussion: "Only a graph the cuda engine took whole runs asynchronously; elsewhere each forward still waits. Latencies are then the mean per forward."))
+    var asynchronous = false
 
     func run() throws {
         let clock = ContinuousClock()
@@ -81,10 +85,20 @@ struct Bench: ParsableCommand {
             var latencies: [Double] = []
             let timed = clock.now
             // At least 3 forwards so that one slow batch does not make the whole measurement.
-            while latencies.count < 3 || elapsed(clock.now - timed) < self.seconds {
-                let t = clock.now
-                try exec.forward()
-                latencies.append(elapsed(clock.now - t))
+            if asynchronous {
+                var count = 0
+                while count < 3 || elapsed(clock.now - timed) < self.seconds {
+                    try exec.startForward()
+                    count += 1
+                }
+                try exec.waitToRead()
+                latencies = Array(repeating: elapsed(clock.now - timed) / Double(count), count: count)
+            } else {
+                while latencies.count < 3 || elapsed(clock.now - timed) < self.seconds {
+                    let t = clock.now
+                    try exec.forward()
+                    latencies.append(elapsed(clock.now - t))
+                }
             }
             let wall = elapsed(clock.now - timed)
             let peakRSS = peakResidentMegabytes()
@@ -103,8 +117,10 @@ struct Bench: ParsableCommand {
                 "first_result_s": firstResult, "peak_rss_mb": peakRSS, "iterations": latencies.count,
                 "seconds": wall, "threads": threads,
                 "omp_wait_policy": environment["OMP_WAIT_POLICY"] ?? "unset",
+                "asynchronous": asynchronous,
             ]
-            print("\(model), batch \(batch), \(place), \(useEngine ? "engine \(options.precision.rawValue)" : "framework"), \(threads) threads, OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")")
+            print("\(model), batch \(batch), \(place), \(useEngine ? "engine \(options.precision.rawValue)" : "framework"), \(threads) threads, OMP_WAIT_POLICY=\(environment["OMP_WAIT_POLICY"] ?? "unset")"
+                  + (asynchronous ? ", forwards started back to back (--async)" : ""))
             print(String(format: "first result %.3f s (load, bind, compile, first forward)", firstResult))
             print(String(format: "%.1f images/s over %d forwards in %.2f s; latency p50 %.3f ms, p99 %.3f ms; peak RSS %.1f MB",
                          imagesPerSecond, latencies.count, wall, percentile(sorted, 0.5) * 1000, percentile(sorted, 0.99) * 1000, peakRSS))

@@ -19,6 +19,8 @@ def main(src, dst, first_file=None):
             continue
         if r.get("runtime") == "kiln":
             name = "Kiln " + ("framework" if r.get("engine") == "off" else "engine " + r.get("precision", "")) + f" ({r.get('context', '')})"
+            if r.get("asynchronous"):
+                name += ", async"
         else:
             name = "PyTorch " + r["config"]
         rows[(name, r["batch"])].append(r)

@@ -53,15 +53,19 @@ want bench && { say "== kiln bench --context gpu"
 prefix=$K/bench-models/cifar_resnet56_v1
 for b in 1 16 64; do
     for rep in 1 2 3; do
-        for cfg in "off fp32" "on fp32" "on fp16" "on bf16"; do
+        # --async: forwards started back to back (Executor.startForward), as PyTorch's async column.
+        for cfg in "off fp32" "on fp32" "on fp16" "on bf16" "on fp32 --async" "on fp16 --async"; do
             set -- $cfg
             $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=$b,3,32,32 \
-                --engine $1 --precision $2 --context gpu --seconds 2 --json 2>>"$log" | tail -1 >> "$jsonl"
+                --engine $1 --precision $2 ${3:-} --context gpu --seconds 2 --json 2>>"$log" | tail -1 >> "$jsonl"
         done
     done
 done
-$K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=16,3,32,32 --engine on --precision fp16 \
-    --context gpu --seconds 1 2>&1 | grep -v '^{' | tee -a "$log"; }
+# The engine's device time per launch (KILN_ENGINE_CUDA_PROFILE), fp16, batch 1 and 16.
+for b in 1 16; do
+    KILN_ENGINE_CUDA_PROFILE=1 $K/kiln bench --symbol $prefix-symbol.json --params $prefix-0000.params --shape data=$b,3,32,32 \
+        --engine on --precision fp16 --context gpu --seconds 1 2>&1 | grep -v '^{' | tee -a "$log" | tee "$results/gpu-profile-b$b.txt"
+done; }
 
 want torch && { say "== PyTorch"
 python3 tools/gpu/torch_bench.py --batches 1,16,64 ${TORCH_ARGS:-} 2>>"$log" | tee -a "$log" >> "$jsonl"; }

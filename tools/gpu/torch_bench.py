@@ -59,7 +59,7 @@ class CIFARResNetV1(nn.Module):
 def timed(fn, batch, seconds):
     """images/s with a synchronization after every forward (as `kiln bench`, whose forward returns
     host arrays), its p50 latency, and images/s of back-to-back forwards synchronized once at the end
-    (PyTorch queues work asynchronously; Kiln's API has no such mode)."""
+    (PyTorch queues work asynchronously; `kiln bench --async` measures Kiln so)."""
     torch.cuda.synchronize()
     lat = []
     start = time.perf_counter()

@@ -34,9 +34,13 @@ public struct CUDAEngine: Backend {
     /// (`KILN_ENGINE_CUDA_FIND=1`). Off by default: on ResNet-56 fp16 the heuristic ranking ran
     /// 10-20% faster, as the timing measures the plain convolution, not the fused call.
     public let timesAlgorithms: Bool
+    /// Whether each compile also times every launch of a forward on the device and puts the table in
+    /// its report (`KILN_ENGINE_CUDA_PROFILE=1`; `kiln bench --context gpu` prints the reports).
+    public let profiles: Bool
 
     public init(precision: Precision = .fp32, device ordinal: Int = 0, capturesGraphs: Bool = true, fusesConvolutions: Bool = true,
-                timesAlgorithms: Bool = false) {
+                timesAlgorithms: Bool = false, profiles: Bool = false) {
+        self.profiles = profiles
         self.precision = precision
         self.ordinal = ordinal
         self.capturesGraphs = capturesGraphs
@@ -117,7 +121,8 @@ public struct CUDAEngine: Backend {
         let device = try CUDA.shared.device(ordinal)
         let group = CUDAEngineGroup(plan: try CUDAEnginePlan(graph: graph, shapes: shapes, types: types, constants: constants, device: device,
                                                              precision: precision, captureGraph: capturesGraphs,
-                                                             fusedConvolutions: fusesConvolutions, timesAlgorithms: timesAlgorithms))
+                                                             fusedConvolutions: fusesConvolutions, timesAlgorithms: timesAlgorithms,
+                                                             profiles: profiles))
         Self.log.append(group.report)
         return group
     }
@@ -139,7 +144,7 @@ final class ReportLog: @unchecked Sendable {
 }
 
 /// A compiled group of the CUDA engine: runs host arrays through the GPU and reports what it built.
-public final class CUDAEngineGroup: CompiledGraph {
+public final class CUDAEngineGroup: StartableGraph {
     let plan: CUDAEnginePlan
 
     init(plan: CUDAEnginePlan) { self.plan = plan }
@@ -148,5 +153,11 @@ public final class CUDAEngineGroup: CompiledGraph {
 
     public func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
         try plan.run(inputs, isTrain: isTrain)
+    }
+
+    /// Queues a forward and returns at once (see ``Executor/startForward()``); up to three may be in
+    /// flight, each with its own pinned buffers and CUDA graph.
+    public func start(_ inputs: [String: NDArray]) throws -> (any PendingRun)? {
+        try plan.start(inputs)
     }
 }

@@ -5,7 +5,15 @@
 //   ┌─────────────────── CUDA graph ─────────────────┘
 //   │ reorder to NHWC fp16 ─> conv+epilogue ─> ... ─> pool ─> gemm+epilogue ─> to float
 //   └──────────────────────────────────────────────────┐
-//   host float <─memcpy─ pinned <─D2H─ output staging <┘        then one stream synchronize
+//   host float <─memcpy─ pinned <─D2H─ output staging <┘        then the slot's event
+//
+// Pinned buffers come in slots, one CUDA graph each, used in turn, so that a forward can be started
+// while earlier ones still run (``start(_:)``): the host fills slot 1's input while the device works
+// on slot 0. A slot is refilled only after its event says its last forward is done; the arena is
+// shared, since one stream runs the forwards in order.
+//
+//   host:   fill 0, launch 0 │ fill 1, launch 1 │ fill 2, launch 2 │ wait 0, fill 0 ...
+//   device:                  │ forward 0        │ forward 1        │ forward 2 ...
 //
 // The arena's offsets come from a greedy first-fit over value lifetimes: two values share bytes
 // only when one is dead before the other is written.
@@ -35,12 +43,15 @@ public struct CUDAEngineReport: Sendable, CustomStringConvertible {
     public var graphCaptured: Bool
     public var compileSeconds: Double
     public var notes: [String]
+    /// The device time per launch, when the engine profiles (`KILN_ENGINE_CUDA_PROFILE=1`).
+    public var profile: [String] = []
 
     public var description: String {
         var s = "cuda engine group: \(precision) \(layout), \(steps) steps (\(fusedNodes) nodes fused in, \(fusedConvolutions) convolutions as one cuDNN call), \(launches) launches per forward"
         s += graphCaptured ? " in one CUDA graph" : " (no CUDA graph)"
         s += "; arena \(arenaBytes) bytes (intermediates \(intermediateBytes)), weights \(weightBytes), workspace \(workspaceBytes); compiled in \(String(format: "%.3f", compileSeconds)) s"
         for n in notes { s += "\n  note: \(n)" }
+        for line in profile { s += "\n  \(line)" }
         return s
     }
 }
@@ -53,15 +64,33 @@ final class CUDAEnginePlan: CompiledGraph {
     private(set) var report: CUDAEngineReport
     /// Device address of each base value.
     private var address: [Int: UnsafeMutableRawPointer] = [:]
-    private var launches: [() throws -> Void] = []
+    /// The forward's device work in order, each with a label for profiles.
+    private var launches: [(label: String, run: () throws -> Void)] = []
     private var keep: [AnyObject] = []
     private let arena: DeviceBuffer?
     private var workspace: DeviceBuffer?
-    private var graphExec: Ptr = nil
-    /// Per group input: its name, logical shape, float staging on the device and pinned host memory.
-    private var inputStaging: [(name: String, shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
-    private var outputStaging: [(shape: Shape, device: UnsafeMutableRawPointer, pinned: UnsafeMutableRawPointer)] = []
+    /// Per group input: its name, logical shape and float staging on the device.
+    private var inputStaging: [(name: String, shape: Shape, device: UnsafeMutableRawPointer)] = []
+    /// Per group output: its logical shape and float staging on the device.
+    private var outputStaging: [(shape: Shape, device: UnsafeMutableRawPointer)] = []
     private var pinnedBlocks: [UnsafeMutableRawPointer] = []
+    /// Pinned host buffers, event and CUDA graph per forward in flight (see the file's note).
+    private var slots: [Slot] = []
+    /// The slot the next forward uses.
+    private var nextSlot = 0
+    /// How many forwards may be in flight at once.
+    static let slotCount = 3
+
+    /// One forward's host side: pinned inputs and outputs, the event recorded after its last copy,
+    /// the graph replaying it, and which forward last used it.
+    final class Slot {
+        var inputs: [UnsafeMutableRawPointer] = []
+        var outputs: [UnsafeMutableRawPointer] = []
+        var event: Ptr = nil
+        var graphExec: Ptr = nil
+        /// Counts the forwards started in this slot; a pending result is good while it is unchanged.
+        var generation = 0
+    }
 
     /// Whether convolutions try cuDNN's fused conv-bias-residual-activation call first.
     let fusedConvolutions: Bool
@@ -69,7 +98,8 @@ final class CUDAEnginePlan: CompiledGraph {
     let timesAlgorithms: Bool
 
     init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
-         precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false) throws {
+         precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false,
+         profiles: Bool = false) throws {
         self.fusedConvolutions = fusedConvolutions
         self.timesAlgorithms = timesAlgorithms
         let clock = ContinuousClock(), start = clock.now
@@ -121,23 +151,42 @@ final class CUDAEnginePlan: CompiledGraph {
                                   fusedNodes: g.fused.count, arenaBytes: arenaBytes, intermediateBytes: intermediates, weightBytes: 0,
                                   workspaceBytes: 0, graphCaptured: false, compileSeconds: 0, notes: [])
         try lower(g)
-        try runLaunches()
+        for _ in 0..<Self.slotCount {
+            let slot = Slot()
+            slot.inputs = try inputStaging.map { try pinned($0.shape.elementCount * 4) }
+            slot.outputs = try outputStaging.map { try pinned($0.shape.elementCount * 4) }
+            var event: Ptr = nil
+            try device.runtime.check(device.runtime.eventCreate(&event), "cudaEventCreate")
+            slot.event = event
+            slots.append(slot)
+        }
+        try record(slots[0])
         try device.synchronize()
         if captureGraph {
             do {
-                try capture()
+                for slot in slots { try capture(slot) }
                 report.graphCaptured = true
             } catch {
+                for slot in slots where slot.graphExec != nil {
+                    _ = device.runtime.graphExecDestroy(slot.graphExec)
+                    slot.graphExec = nil
+                }
                 report.notes.append("CUDA graph capture failed, forwards launch one by one: \(error)")
             }
         }
+        if profiles { report.profile = try profile() }
         report.notes.append("generated kernels: \(device.cubinCompiles) compiled by NVRTC, \(device.cubinCacheHits) from the engine cache, in this process so far")
         let d = clock.now - start
         report.compileSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     deinit {
-        if graphExec != nil { _ = device.runtime.graphExecDestroy(graphExec) }
+        // Forwards still queued read the pinned buffers: they finish before those are freed.
+        _ = device.runtime.streamSynchronize(device.stream)
+        for slot in slots {
+            if slot.graphExec != nil { _ = device.runtime.graphExecDestroy(slot.graphExec) }
+            if slot.event != nil { _ = device.runtime.eventDestroy(slot.event) }
+        }
         for p in pinnedBlocks { _ = device.runtime.freeHost(p) }
     }
 
@@ -208,25 +257,22 @@ final class CUDAEnginePlan: CompiledGraph {
         for (name, v) in g.inputs {
             let shape = g.values[v].shape
             let bytes = shape.elementCount * 4
-            let host = try pinned(bytes)
-            // The copy from pinned memory is part of the captured graph.
+            // The copy from the slot's pinned memory (see record(_:)) is part of the captured graph.
             let target: UnsafeMutableRawPointer
             if storage == .f32 {
                 target = pointer(v)
-                inputStaging.append((name, shape, target, host))
             } else {
                 let staging = try device.pool.allocate(bytes)
                 keep.append(staging)
                 target = staging.pointer
-                inputStaging.append((name, shape, staging.pointer, host))
             }
-            launches.append { [device] in try device.copy(toDevice: target, from: host, bytes: bytes) }
+            inputStaging.append((name, shape, target))
             count += 1
             if storage != .f32 {
                 let staging = target
                 let f = try generated(GeneratedKernels.reorder(from: .f32, to: storage, toChannelsLast: true))
                 let dims = Self.chw(shape), y = pointer(v), n = shape.elementCount
-                launches.append { [device] in
+                add("input \(name) to \(storage) NHWC") { [device] in
                     try device.launch(f, count: n, arguments: [.pointer(staging), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
                 }
                 count += 1
@@ -252,7 +298,7 @@ final class CUDAEnginePlan: CompiledGraph {
                    let fused = try fusedConvolution(x: x, y: y, filter: f, weights: wb, convolution: c, bias: bias, residual: residual.map { pointer($0) },
                                                     relu: activation == .relu, xp: xp, yp: yp, shape: ys) {
                     workspaceNeed = max(workspaceNeed, fused.workspace)
-                    launches.append(fused.launch)
+                    add("convolution fused \(ys.dims)", fused.launch)
                     count += 1
                     report.fusedConvolutions += 1
                     continue
@@ -269,7 +315,7 @@ final class CUDAEnginePlan: CompiledGraph {
                 let rp = residual.map { pointer($0) }
                 let n = ys.elementCount, channels = Int32(ys[1]), hw = Int32(ys[2] * ys[3])
                 let xd = x.handle, yd = y.handle, fd = f.handle, cd = c.handle
-                launches.append { [unowned self] in
+                add("convolution+epilogue \(ys.dims)") { [unowned self] in
                     var one: Float = 1, zero: Float = 0
                     try cudnn.check(cudnn.convolutionForward(handle, &one, xd, xp, fd, wb.pointer, cd, algo, self.workspace?.pointer,
                                                              self.workspace?.byteCount ?? 0, &zero, yd, yp), "cudnnConvolutionForward")
@@ -284,7 +330,7 @@ final class CUDAEnginePlan: CompiledGraph {
                                                                 residual: false, activation: activation))
                 let xp = pointer(xv), yp = pointer(yv), n = ys.elementCount
                 let channels = Int32(ys.rank > 1 ? ys[1] : 1), hw = Int32(ys.dims.dropFirst(2).reduce(1, *))
-                launches.append { [device] in
+                add("scale-shift \(ys.dims)") { [device] in
                     try device.launch(f, count: n, arguments: [.pointer(xp), .pointer(yp), .pointer(sb.pointer), .pointer(tb.pointer), .pointer(nil),
                                                                .int64(Int64(n)), .int32(channels), .int32(hw)])
                 }
@@ -292,7 +338,7 @@ final class CUDAEnginePlan: CompiledGraph {
             case let .pointwise(ins, yv, activation):
                 let f = try generated(GeneratedKernels.pointwise(storage, binary: ins.count == 2, activation: activation))
                 let a = pointer(ins[0]), b = ins.count == 2 ? pointer(ins[1]) : nil, yp = pointer(yv), n = g.values[yv].shape.elementCount
-                launches.append { [device] in
+                add("pointwise \(g.values[yv].shape.dims)") { [device] in
                     try device.launch(f, count: n, arguments: [.pointer(a), .pointer(b), .pointer(yp), .int64(Int64(n))])
                 }
                 count += 1
@@ -306,7 +352,7 @@ final class CUDAEnginePlan: CompiledGraph {
                 keep.append(pooling)
                 let d = pooling.handle
                 let xp = pointer(xv), yp = pointer(yv), xd = x.handle, yd = y.handle
-                launches.append {
+                add("pooling \(xs.dims)") {
                     var one: Float = 1, zero: Float = 0
                     try cudnn.check(cudnn.poolingForward(handle, d, &one, xd, xp, &zero, yd, yp), "cudnnPoolingForward")
                 }
@@ -322,7 +368,7 @@ final class CUDAEnginePlan: CompiledGraph {
                     : nil
                 let xp = pointer(xv), yp = pointer(yv), n = ys.elementCount
                 let cublas = device.cublas, blas = device.cublasHandle, t = storage.cudaDataType
-                launches.append { [device] in
+                add("fully connected \(ys.dims)") { [device] in
                     var one: Float = 1, zero: Float = 0
                     try cublas.check(cublas.gemmEx(blas, CUBLASAPI.opT, CUBLASAPI.opN, Int32(hidden), Int32(rows), Int32(columns), &one,
                                                    wb.pointer, t, Int32(columns), xp, t, Int32(columns), &zero, yp, t, Int32(hidden),
@@ -340,7 +386,7 @@ final class CUDAEnginePlan: CompiledGraph {
                                              format: nhwc ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
                 keep.append(d)
                 let xp = pointer(xv), yp = pointer(yv), dh = d.handle
-                launches.append {
+                add("softmax \(xs.dims)") {
                     var one: Float = 1, zero: Float = 0
                     try cudnn.check(cudnn.softmaxForward(handle, CUDNNAPI.softmaxAccurate, CUDNNAPI.softmaxModeChannel, &one, dh, xp, &zero, dh, yp),
                                     "cudnnSoftmaxForward")
@@ -350,7 +396,7 @@ final class CUDAEnginePlan: CompiledGraph {
                 let shape = g.values[xv].shape
                 let f = try generated(GeneratedKernels.reorder(from: storage, to: storage, toChannelsLast: false))
                 let dims = Self.chw(shape), xp = pointer(xv), yp = pointer(yv), n = shape.elementCount
-                launches.append { [device] in
+                add("reorder to NCHW \(shape.dims)") { [device] in
                     try device.launch(f, count: n, arguments: [.pointer(xp), .pointer(yp), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
                 }
                 count += 1
@@ -360,29 +406,25 @@ final class CUDAEnginePlan: CompiledGraph {
         for v in g.outputs {
             let shape = g.values[v].shape
             let bytes = shape.elementCount * 4
-            let host = try pinned(bytes)
             if storage == .f32 {
-                outputStaging.append((shape, pointer(v), host))
+                outputStaging.append((shape, pointer(v)))
             } else {
                 let staging = try device.pool.allocate(bytes)
                 keep.append(staging)
-                outputStaging.append((shape, staging.pointer, host))
+                outputStaging.append((shape, staging.pointer))
                 let f = try generated(GeneratedKernels.reorder(from: storage, to: .f32, toChannelsLast: false))
                 let dims = Self.chw(shape), x = pointer(v), n = shape.elementCount
                 // A value stored NHWC is read as such; others (rank != 4) are plain, which C=n, H=W=1 copies as is.
                 let plain = !(channelsLast && shape.rank == 4)
-                launches.append { [device] in
+                add("output to float \(shape.dims)") { [device] in
                     try device.launch(f, count: n, arguments: [.pointer(x), .pointer(staging.pointer), .int64(Int64(n)),
                                                                .int32(plain ? Int32(n) : dims.0), .int32(plain ? 1 : dims.1), .int32(plain ? 1 : dims.2)])
                 }
                 count += 1
             }
         }
-        for o in outputStaging {
-            let bytes = o.shape.elementCount * 4
-            launches.append { [device] in try device.copy(toHost: o.pinned, from: o.device, bytes: bytes) }
-            count += 1
-        }
+        // The copies to the slot's pinned memory (see record(_:)).
+        count += outputStaging.count
         if workspaceNeed > 0 {
             workspace = try device.pool.allocate(workspaceNeed)
             report.workspaceBytes = workspaceNeed
@@ -454,15 +496,65 @@ final class CUDAEnginePlan: CompiledGraph {
         return out
     }
 
+    private func add(_ label: String, _ body: @escaping () throws -> Void) { launches.append((label, body)) }
+
     private func runLaunches() throws {
-        for l in launches { try l() }
+        for l in launches { try l.run() }
     }
 
-    private func capture() throws {
+    /// Device time per launch (median over `rounds` forwards run launch by launch between events),
+    /// summed by label, slowest first, as report lines.
+    func profile(rounds: Int = 20) throws -> [String] {
+        let rt = device.runtime
+        var events: [Ptr] = []
+        defer { for e in events { _ = rt.eventDestroy(e) } }
+        for _ in 0...launches.count {
+            var e: Ptr = nil
+            try rt.check(rt.eventCreate(&e), "cudaEventCreate")
+            events.append(e)
+        }
+        var times = Array(repeating: [Float](), count: launches.count)
+        for _ in 0..<max(1, rounds) {
+            try rt.check(rt.eventRecord(events[0], device.stream), "cudaEventRecord")
+            for (k, l) in launches.enumerated() {
+                try l.run()
+                try rt.check(rt.eventRecord(events[k + 1], device.stream), "cudaEventRecord")
+            }
+            try device.synchronize()
+            for k in launches.indices {
+                var ms: Float = 0
+                try rt.check(rt.eventElapsedTime(&ms, events[k], events[k + 1]), "cudaEventElapsedTime")
+                times[k].append(ms)
+            }
+        }
+        var byLabel: [String: (ms: Double, count: Int)] = [:]
+        var total = 0.0
+        for (k, l) in launches.enumerated() {
+            let sorted = times[k].sorted()
+            let median = Double(sorted[sorted.count / 2])
+            total += median
+            byLabel[l.label, default: (0, 0)].ms += median
+            byLabel[l.label, default: (0, 0)].count += 1
+        }
+        var lines = [String(format: "profile: %d launches, %.3f ms of device time per forward (medians, launched one by one)", launches.count, total)]
+        for (label, v) in byLabel.sorted(by: { $0.value.ms > $1.value.ms }) {
+            lines.append(String(format: "  %8.3f ms %5.1f%%  %3dx %@", v.ms, total > 0 ? 100 * v.ms / total : 0, v.count, label))
+        }
+        return lines
+    }
+
+    /// One forward's work on the stream: the slot's inputs in, the kernels, the outputs into the slot.
+    private func record(_ slot: Slot) throws {
+        for (s, host) in zip(inputStaging, slot.inputs) { try device.copy(toDevice: s.device, from: host, bytes: s.shape.elementCount * 4) }
+        try runLaunches()
+        for (o, host) in zip(outputStaging, slot.outputs) { try device.copy(toHost: host, from: o.device, bytes: o.shape.elementCount * 4) }
+    }
+
+    private func capture(_ slot: Slot) throws {
         let rt = device.runtime
         try rt.check(rt.streamBeginCapture(device.stream, RuntimeAPI.captureModeThreadLocal), "cudaStreamBeginCapture")
         var failure: Error?
-        do { try runLaunches() } catch { failure = error }
+        do { try record(slot) } catch { failure = error }
         var graph: Ptr = nil
         let ended = rt.streamEndCapture(device.stream, &graph)
         if let failure { throw failure }
@@ -470,28 +562,71 @@ final class CUDAEnginePlan: CompiledGraph {
         defer { _ = rt.graphDestroy(graph) }
         var exec: Ptr = nil
         try rt.check(rt.graphInstantiate(&exec, graph, 0), "cudaGraphInstantiate")
-        graphExec = exec
+        slot.graphExec = exec
     }
 
     func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
         guard !isTrain else { throw CUDAError.invalidArgument("The cuda engine runs inference only") }
+        return try startRun(inputs).wait()
+    }
+
+    /// Waits for the slot's last forward, copies `inputs` into its pinned memory, and queues the
+    /// forward (the slot's CUDA graph, or its launches one by one) and the slot's event.
+    private func startRun(_ inputs: [String: NDArray]) throws -> Pending {
         try device.makeCurrent()
+        var arrays: [NDArray] = []
         for s in inputStaging {
             guard let v = inputs[s.name] else { throw CUDAError.missingInput(name: s.name, known: inputStaging.map(\.name)) }
             guard v.shape == s.shape else { throw CUDAError.inputShape(name: s.name, expected: s.shape, actual: v.shape) }
             guard v.dtype == .float32 else { throw CUDAError.inputType(name: s.name, expected: .float32, actual: v.dtype) }
-            v.withUnsafeBytes { s.pinned.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            arrays.append(v)
         }
-        if graphExec != nil {
-            try device.runtime.check(device.runtime.graphLaunch(graphExec, device.stream), "cudaGraphLaunch")
+        let slot = slots[nextSlot]
+        nextSlot = (nextSlot + 1) % slots.count
+        let rt = device.runtime
+        try rt.check(rt.eventSynchronize(slot.event), "cudaEventSynchronize")
+        slot.generation += 1
+        for (v, host) in zip(arrays, slot.inputs) {
+            v.withUnsafeBytes { if let base = $0.baseAddress { host.copyMemory(from: base, byteCount: $0.count) } }
+        }
+        if slot.graphExec != nil {
+            try rt.check(rt.graphLaunch(slot.graphExec, device.stream), "cudaGraphLaunch")
         } else {
-            try runLaunches()
+            try record(slot)
         }
-        try device.synchronize()
-        return outputStaging.map { o in
-            var a = NDArray(zeros: o.shape, dtype: .float32)
-            a.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: o.pinned, byteCount: $0.count) }
-            return a
+        try rt.check(rt.eventRecord(slot.event, device.stream), "cudaEventRecord")
+        return Pending(plan: self, slot: slot, generation: slot.generation)
+    }
+
+    /// A forward queued in a slot; its outputs are read from the slot's pinned memory once its event
+    /// has passed, as long as no later forward has taken the slot.
+    final class Pending: PendingRun {
+        let plan: CUDAEnginePlan
+        let slot: Slot
+        let generation: Int
+
+        init(plan: CUDAEnginePlan, slot: Slot, generation: Int) {
+            self.plan = plan
+            self.slot = slot
+            self.generation = generation
+        }
+
+        func wait() throws -> [NDArray] {
+            guard slot.generation == generation else {
+                throw CUDAError.invalidArgument("This forward's outputs were overwritten by \(CUDAEnginePlan.slotCount) later forwards before they were read")
+            }
+            let rt = plan.device.runtime
+            try plan.device.makeCurrent()
+            try rt.check(rt.eventSynchronize(slot.event), "cudaEventSynchronize")
+            return zip(plan.outputStaging, slot.outputs).map { o, host in
+                var a = NDArray(zeros: o.shape, dtype: .float32)
+                a.withUnsafeMutableBytes { if let base = $0.baseAddress { base.copyMemory(from: host, byteCount: $0.count) } }
+                return a
+            }
         }
     }
+}
+
+extension CUDAEnginePlan: StartableGraph {
+    func start(_ inputs: [String: NDArray]) throws -> (any PendingRun)? { try startRun(inputs) }
 }

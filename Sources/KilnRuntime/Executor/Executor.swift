@@ -36,8 +36,18 @@ public final class Executor {
     public var argDict: [String: NDArray]
     /// Auxiliary states by name (BatchNorm's moving statistics).
     public var auxDict: [String: NDArray]
-    /// The outputs of the last `forward`, one per output of the symbol.
-    public private(set) var outputs: [NDArray]
+    /// The outputs of the last `forward`, one per output of the symbol. After ``startForward()``,
+    /// reading them waits for that run; should the wait fail, they are NaN and the next
+    /// `forward`, `startForward` or ``waitToRead()`` throws the error.
+    public var outputs: [NDArray] {
+        if let error = resolvePending() { pendingError = error }
+        return latestOutputs
+    }
+    private var latestOutputs: [NDArray]
+    /// The run ``startForward()`` started and nobody has waited for yet.
+    private var pending: (any PendingRun)?
+    /// Why the last wait for a started run failed, until it is thrown.
+    private var pendingError: (any Error)?
     /// Gradients by argument name, written by `backward` for arguments bound with a request other than `.null`.
     public private(set) var gradDict: [String: NDArray] = [:]
     /// The gradient request of each argument.
@@ -66,20 +76,78 @@ public final class Executor {
             if let a = argDict[name] { gradDict[name] = NDArray(zeros: a.shape, dtype: a.dtype) }
         }
         plan = try backend.compile(graph, shapes: shapes, types: types, constants: [:])
-        outputs = zip(shapes.outputs, types.outputs).map { NDArray(zeros: $0, dtype: $1) }
+        latestOutputs = zip(shapes.outputs, types.outputs).map { NDArray(zeros: $0, dtype: $1) }
     }
 
     /// Runs the graph on the current `argDict` and `auxDict`. With `isTrain`, ops behave as in
     /// training (Dropout drops, BatchNorm uses batch statistics).
     public func forward(isTrain: Bool = false) throws {
+        try throwPendingError()
+        pending = nil
         var inputs = argDict
         inputs.merge(auxDict) { a, _ in a }
         // Dropping the previous outputs first lets kernels write the plan's buffers in place instead of
         // copying them (they would otherwise still be shared with `outputs`).
-        outputs = []
-        outputs = try plan.run(inputs, isTrain: isTrain)
+        latestOutputs = []
+        latestOutputs = try plan.run(inputs, isTrain: isTrain)
         if isTrain, let p = plan as? OpByOpPlan {
             for (name, value) in p.auxiliaryUpdates() where auxDict[name] != nil { auxDict[name] = value }
+        }
+    }
+
+    /// Starts an inference `forward` and returns without waiting for it, where the bound plan can: a
+    /// graph a GPU engine took whole, whose run is queued on the device. Elsewhere this is
+    /// `forward()`. Forwards started one after another overlap the host's work (copying the input,
+    /// launching) with the device's; ``waitToRead()`` or `outputs` waits for the last one (MXNet's
+    /// asynchronous `forward` and `wait_to_read`). The inputs are copied before this returns, so
+    /// `argDict` may change at once.
+    ///
+    /// ```
+    /// for batch in batches { exec.argDict["data"] = batch; try exec.startForward() }
+    /// let last = try exec.waitToRead()
+    /// ```
+    public func startForward() throws {
+        try throwPendingError()
+        pending = nil
+        var inputs = argDict
+        inputs.merge(auxDict) { a, _ in a }
+        if let startable = plan as? any StartableGraph, let run = try startable.start(inputs) {
+            pending = run
+        } else {
+            try forward()
+        }
+    }
+
+    /// Waits for the run ``startForward()`` started (if any) and returns the outputs.
+    @discardableResult
+    public func waitToRead() throws -> [NDArray] {
+        try throwPendingError()
+        if let error = resolvePending() { throw error }
+        return latestOutputs
+    }
+
+    /// Waits for the pending run into `latestOutputs`; on failure they become NaN (zeros for integer
+    /// outputs) and the error is returned.
+    private func resolvePending() -> (any Error)? {
+        guard let run = pending else { return nil }
+        pending = nil
+        do {
+            latestOutputs = []
+            latestOutputs = try run.wait()
+            return nil
+        } catch {
+            latestOutputs = zip(shapes.outputs, types.outputs).map { shape, dtype in
+                dtype == .float32 ? NDArray(shape: shape, values: [Float](repeating: .nan, count: shape.elementCount))
+                    : NDArray(zeros: shape, dtype: dtype)
+            }
+            return error
+        }
+    }
+
+    private func throwPendingError() throws {
+        if let e = pendingError {
+            pendingError = nil
+            throw e
         }
     }
 

@@ -8,7 +8,7 @@ import KilnGraph
 /// data ─> conv0 ─> relu0 ─> fc0 ─> out      values[node][output] hold the arrays;
 /// w0 ───┘          w1 ─────┘                 kernels[node] run in this order
 /// ```
-public final class OpByOpPlan: CompiledGraph {
+public final class OpByOpPlan: StartableGraph {
     let graph: Graph
     let shapes: InferredShapes
     let types: InferredTypes
@@ -48,20 +48,33 @@ public final class OpByOpPlan: CompiledGraph {
     public func run(_ inputs: [String: NDArray], isTrain: Bool) throws -> [NDArray] {
         for (i, n) in graph.nodes.enumerated() {
             guard let kernel = kernels[i] else {
-                guard let v = inputs[n.name] ?? constants[n.name] else {
-                    throw RuntimeError.missingArgument(name: n.name, known: graph.nodes.filter(\.isVariable).map(\.name))
-                }
-                let expected = shapes.nodeOutputs[i][0]
-                guard v.shape == expected else { throw RuntimeError.argumentShape(name: n.name, expected: expected, actual: v.shape) }
-                let t = types.nodeOutputs[i][0]
-                guard v.dtype == t else { throw RuntimeError.argumentType(name: n.name, expected: t, actual: v.dtype) }
-                values[i][0] = v
+                try bindVariable(i, inputs)
                 continue
             }
             let ins = n.inputs.map { values[$0.node][$0.index] }
             try kernel.forward(ins, &values[i], isTrain: isTrain)
         }
         return graph.heads.map { values[$0.node][$0.index] }
+    }
+
+    private func bindVariable(_ i: Int, _ inputs: [String: NDArray]) throws {
+        let n = graph.nodes[i]
+        guard let v = inputs[n.name] ?? constants[n.name] else {
+            throw RuntimeError.missingArgument(name: n.name, known: graph.nodes.filter(\.isVariable).map(\.name))
+        }
+        let expected = shapes.nodeOutputs[i][0]
+        guard v.shape == expected else { throw RuntimeError.argumentShape(name: n.name, expected: expected, actual: v.shape) }
+        let t = types.nodeOutputs[i][0]
+        guard v.dtype == t else { throw RuntimeError.argumentType(name: n.name, expected: t, actual: v.dtype) }
+        values[i][0] = v
+    }
+
+    /// Starts an inference run without waiting for it, when the graph is one op node (see
+    /// ``Graph/soleOpNode``) whose kernel can (see ``StartableKernel``); `nil` otherwise.
+    public func start(_ inputs: [String: NDArray]) throws -> (any PendingRun)? {
+        guard let i = graph.soleOpNode, let kernel = kernels[i] as? any StartableKernel else { return nil }
+        for e in graph.nodes[i].inputs { try bindVariable(e.node, inputs) }
+        return try kernel.start(graph.nodes[i].inputs.map { values[$0.node][$0.index] })
     }
 }
 
