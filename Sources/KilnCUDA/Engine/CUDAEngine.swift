@@ -37,10 +37,14 @@ public struct CUDAEngine: Backend {
     /// Whether each compile also times every launch of a forward on the device and puts the table in
     /// its report (`KILN_ENGINE_CUDA_PROFILE=1`; `kiln bench --context gpu` prints the reports).
     public let profiles: Bool
+    /// Whether each fused convolution times every cuDNN algorithm that runs it, on the device, and
+    /// keeps the fastest (`KILN_ENGINE_CUDA_TUNE=0`: the first that runs, in cuDNN's ranking).
+    public let tunesFusedConvolutions: Bool
 
     public init(precision: Precision = .fp32, device ordinal: Int = 0, capturesGraphs: Bool = true, fusesConvolutions: Bool = true,
-                timesAlgorithms: Bool = false, profiles: Bool = false) {
+                timesAlgorithms: Bool = false, profiles: Bool = false, tunesFusedConvolutions: Bool = true) {
         self.profiles = profiles
+        self.tunesFusedConvolutions = tunesFusedConvolutions
         self.precision = precision
         self.ordinal = ordinal
         self.capturesGraphs = capturesGraphs
@@ -122,7 +126,7 @@ public struct CUDAEngine: Backend {
         let group = CUDAEngineGroup(plan: try CUDAEnginePlan(graph: graph, shapes: shapes, types: types, constants: constants, device: device,
                                                              precision: precision, captureGraph: capturesGraphs,
                                                              fusedConvolutions: fusesConvolutions, timesAlgorithms: timesAlgorithms,
-                                                             profiles: profiles))
+                                                             profiles: profiles, tunesFusedConvolutions: tunesFusedConvolutions))
         Self.log.append(group.report)
         return group
     }

@@ -71,6 +71,8 @@ final class CUDAEnginePlan: CompiledGraph {
     private var workspace: DeviceBuffer?
     /// Per group input: its name, logical shape and float staging on the device.
     private var inputStaging: [(name: String, shape: Shape, device: UnsafeMutableRawPointer)] = []
+    /// Group outputs (base values) a fused head writes as float itself, with where.
+    private var floatOutputs: [Int: UnsafeMutableRawPointer] = [:]
     /// Per group output: its logical shape and float staging on the device.
     private var outputStaging: [(shape: Shape, device: UnsafeMutableRawPointer)] = []
     private var pinnedBlocks: [UnsafeMutableRawPointer] = []
@@ -96,11 +98,15 @@ final class CUDAEnginePlan: CompiledGraph {
     let fusedConvolutions: Bool
     /// Whether cuDNN times the algorithms of each convolution (else its heuristics rank them).
     let timesAlgorithms: Bool
+    /// Whether every algorithm the fused convolution call runs is timed on the device, the fastest
+    /// kept (else the first that runs, in cuDNN's ranking).
+    let tunesFusedConvolutions: Bool
 
     init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
          precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false,
-         profiles: Bool = false) throws {
+         profiles: Bool = false, tunesFusedConvolutions: Bool = true) throws {
         self.fusedConvolutions = fusedConvolutions
+        self.tunesFusedConvolutions = tunesFusedConvolutions
         self.timesAlgorithms = timesAlgorithms
         let clock = ContinuousClock(), start = clock.now
         self.device = device
@@ -153,7 +159,7 @@ final class CUDAEnginePlan: CompiledGraph {
         try lower(g)
         for _ in 0..<Self.slotCount {
             let slot = Slot()
-            slot.inputs = try inputStaging.map { try pinned($0.shape.elementCount * 4) }
+            slot.inputs = try inputStaging.map { try pinned($0.shape.elementCount * storage.byteSize) }
             slot.outputs = try outputStaging.map { try pinned($0.shape.elementCount * 4) }
             var event: Ptr = nil
             try device.runtime.check(device.runtime.eventCreate(&event), "cudaEventCreate")
@@ -253,33 +259,21 @@ final class CUDAEnginePlan: CompiledGraph {
         var count = 0
         let cudnn = device.cudnn, handle = device.cudnnHandle
         let mathType = storage == .f32 ? CUDNNAPI.fmaMath : CUDNNAPI.tensorOpMath
-        // Inputs: host float NCHW into float staging, then converted (or written in place for fp32 NCHW).
+        // Inputs: the host writes them in the group's type and layout into the slot's pinned memory
+        // (see startRun), and the copy (see record(_:)) lands in the arena: no conversion launch.
         for (name, v) in g.inputs {
-            let shape = g.values[v].shape
-            let bytes = shape.elementCount * 4
-            // The copy from the slot's pinned memory (see record(_:)) is part of the captured graph.
-            let target: UnsafeMutableRawPointer
-            if storage == .f32 {
-                target = pointer(v)
-            } else {
-                let staging = try device.pool.allocate(bytes)
-                keep.append(staging)
-                target = staging.pointer
-            }
-            inputStaging.append((name, shape, target))
+            inputStaging.append((name, g.values[v].shape, pointer(v)))
             count += 1
-            if storage != .f32 {
-                let staging = target
-                let f = try generated(GeneratedKernels.reorder(from: .f32, to: storage, toChannelsLast: true))
-                let dims = Self.chw(shape), y = pointer(v), n = shape.elementCount
-                add("input \(name) to \(storage) NHWC") { [device] in
-                    try device.launch(f, count: n, arguments: [.pointer(staging), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
-                }
-                count += 1
-            }
         }
         var workspaceNeed = 0
-        for step in g.steps {
+        // Steps absorbed into the one before them (a dense layer into the global pooling before it).
+        var absorbed = Set<Int>()
+        for (k, step) in g.steps.enumerated() where !absorbed.contains(k) {
+            if let head = try headFusion(g, at: k) {
+                absorbed.insert(k + 1)
+                count += head
+                continue
+            }
             switch step {
             case let .convolution(xv, yv, weight, bias, p, residual, activation):
                 guard p.kernel.count == 2 else { throw CUDAError.unsupported(node: "", op: "Convolution", reason: "a \(p.kernel.count)-d kernel") }
@@ -402,11 +396,14 @@ final class CUDAEnginePlan: CompiledGraph {
                 count += 1
             }
         }
-        // Outputs: converted to float NCHW staging (or read in place for fp32 NCHW).
+        // Outputs: converted to float NCHW staging (or read in place for fp32 NCHW, or written as
+        // float by the fused head).
         for v in g.outputs {
             let shape = g.values[v].shape
             let bytes = shape.elementCount * 4
-            if storage == .f32 {
+            if let written = floatOutputs[g.base(v)] {
+                outputStaging.append((shape, written))
+            } else if storage == .f32 {
                 outputStaging.append((shape, pointer(v)))
             } else {
                 let staging = try device.pool.allocate(bytes)
@@ -430,6 +427,44 @@ final class CUDAEnginePlan: CompiledGraph {
             report.workspaceBytes = workspaceNeed
         }
         report.launches = count
+    }
+
+    /// Global average pooling at step `k` followed by the dense layer that alone reads it (a ResNet's
+    /// head) as one generated kernel; returns the launches it adds, or nil when the pattern is not there.
+    /// The dense layer's output must be a group output read by no later step: the kernel writes it as
+    /// float into its own staging buffer, which the output copy reads (no conversion launch). Its
+    /// arena slot is not used, as the memory plan lets that slot share bytes with the pooling's input,
+    /// which the kernel is still reading.
+    private func headFusion(_ g: EngineGraph, at k: Int) throws -> Int? {
+        guard k + 1 < g.steps.count, case let .pooling(xv, yv, p) = g.steps[k], p.poolType == .avg,
+              case let .fullyConnected(fx, zv, weight, bias, activation) = g.steps[k + 1], activation == nil || activation == .relu,
+              g.base(fx) == g.base(yv) else { return nil }
+        let xs = g.values[xv].shape
+        guard xs.rank == 4, p.globalPool || (p.kernel == [xs[2], xs[3]] && p.pad.allSatisfy { $0 == 0 }) else { return nil }
+        let channels = xs[1], hw = xs[2] * xs[3], hidden = weight.shape[0]
+        guard weight.elementCount == hidden * channels, hidden > 0 else { return nil }
+        // The pooled value must be read by the dense layer alone and not leave the group.
+        let pooled = g.base(yv)
+        let readers = g.steps.indices.filter { Self.reads(g.steps[$0]).contains { g.base($0) == pooled } }
+        guard readers == [k + 1], !g.outputs.contains(where: { g.base($0) == pooled }) else { return nil }
+        let z = g.base(zv)
+        let laterReaders = g.steps.indices.filter { $0 > k + 1 && Self.reads(g.steps[$0]).contains { g.base($0) == z } }
+        guard laterReaders.isEmpty, g.outputs.contains(where: { g.base($0) == z }) else { return nil }
+        let staging = try device.pool.allocate(g.values[zv].shape.elementCount * 4)
+        keep.append(staging)
+        let target = staging.pointer
+        floatOutputs[z] = target
+        let f = try generated(GeneratedKernels.head(storage, channelsLast: channelsLast, relu: activation == .relu, output: .f32))
+        let wb = try upload(floats(weight), as: storage)
+        let bb = try bias.map { try upload($0, as: .f32) }
+        let x = pointer(xv), batch = UInt32(xs[0])
+        let threads = UInt32(min(256, max(32, (max(channels, hidden) + 31) / 32 * 32)))
+        add("pooling + fully connected \(g.values[zv].shape.dims)") { [device] in
+            try device.launch(f, grid: (batch, 1, 1), block: (threads, 1, 1), sharedBytes: UInt32(channels * 4),
+                              arguments: [.pointer(x), .pointer(wb.pointer), .pointer(bb?.pointer), .pointer(target),
+                                          .int32(Int32(channels)), .int32(Int32(hw)), .int32(Int32(hidden))])
+        }
+        return 1
     }
 
     /// Convolution, bias, residual and ReLU (or identity) as one cudnnConvolutionBiasActivationForward,
@@ -456,23 +491,61 @@ final class CUDAEnginePlan: CompiledGraph {
         let z = residual ?? yp
         let alpha2: Float = residual == nil ? 0 : 1
         let xd = x.handle, yd = y.handle, bd = biasDesc.handle, fd = filter.handle, cd = convolution.handle
+        // Every candidate the fused call runs, checked once; with several, the fastest on the device.
+        var working: [(algorithm: Int32, workspace: Int)] = []
+        var scratch: DeviceBuffer?
         for algo in candidates {
             guard let need = device.forwardWorkspace(x: x, w: filter, conv: convolution, y: y, algorithm: algo), need <= 256 << 20 else { continue }
-            let scratch = need > 0 ? try device.pool.allocate(need) : nil
+            if need > scratch?.byteCount ?? 0 { scratch = try device.pool.allocate(need) }
             var one: Float = 1, a2 = alpha2
             let status = cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, algo, scratch?.pointer, need,
                                                                 &a2, yd, z, bd, biasBuffer.pointer, activationDesc, yd, yp)
             try device.synchronize()
             guard status == 0 else { continue }
-            let launch: () throws -> Void = { [unowned self] in
-                var one: Float = 1, a2 = alpha2
-                try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, algo,
-                                                                       self.workspace?.pointer, self.workspace?.byteCount ?? 0, &a2, yd, z, bd,
-                                                                       biasBuffer.pointer, activationDesc, yd, yp), "cudnnConvolutionBiasActivationForward")
-            }
-            return (launch, need)
+            working.append((algo, need))
+            if !tunesFusedConvolutions { break }
         }
-        return nil
+        guard var chosen = working.first else { return nil }
+        if working.count > 1 {
+            let space = scratch
+            let ms = try device.deviceMilliseconds(working.map { w in
+                { () throws -> Void in
+                    var one: Float = 1, a2 = alpha2
+                    try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, w.algorithm, space?.pointer,
+                                                                           w.workspace, &a2, yd, z, bd, biasBuffer.pointer, activationDesc, yd, yp),
+                                    "cudnnConvolutionBiasActivationForward")
+                }
+            }, repeats: 10)
+            if let best = ms.indices.min(by: { ms[$0] < ms[$1] }) { chosen = working[best] }
+        }
+        let algo = chosen.algorithm
+        let launch: () throws -> Void = { [unowned self] in
+            var one: Float = 1, a2 = alpha2
+            try cudnn.check(cudnn.convolutionBiasActivationForward(handle, &one, xd, xp, fd, weights.pointer, cd, algo,
+                                                                   self.workspace?.pointer, self.workspace?.byteCount ?? 0, &a2, yd, z, bd,
+                                                                   biasBuffer.pointer, activationDesc, yd, yp), "cudnnConvolutionBiasActivationForward")
+        }
+        return (launch, chosen.workspace)
+    }
+
+    /// Float NCHW (read as N, C, H, W with missing axes 1) into 16-bit NHWC, as the group stores it.
+    static func pack(_ a: NDArray, into destination: UnsafeMutableRawPointer, as t: StorageType) {
+        let (c, h, w) = chw(a.shape)
+        let channels = Int(c), hw = Int(h) * Int(w)
+        let samples = a.elementCount / max(channels * hw, 1)
+        let out = destination.assumingMemoryBound(to: UInt16.self)
+        a.withUnsafeBufferPointer(as: Float.self) { src in
+            for n in 0..<samples {
+                for ch in 0..<channels {
+                    let from = (n * channels + ch) * hw, to = n * hw * channels + ch
+                    if t == .f16 {
+                        for i in 0..<hw { out[to + i * channels] = Float16(src[from + i]).bitPattern }
+                    } else {
+                        for i in 0..<hw { out[to + i * channels] = floatToBFloat16Bits(src[from + i]) }
+                    }
+                }
+            }
+        }
     }
 
     /// (C, H, W) of a shape read as (N, C, H, W), missing axes 1; as Int32 for kernel arguments.
@@ -502,41 +575,25 @@ final class CUDAEnginePlan: CompiledGraph {
         for l in launches { try l.run() }
     }
 
-    /// Device time per launch (median over `rounds` forwards run launch by launch between events),
+    /// Device time per launch (median over `rounds` forwards, each queued launch by launch between
+    /// events behind a spinning kernel; see ``CUDADevice/deviceMilliseconds(_:repeats:spinCycles:)``),
     /// summed by label, slowest first, as report lines.
     func profile(rounds: Int = 20) throws -> [String] {
-        let rt = device.runtime
-        var events: [Ptr] = []
-        defer { for e in events { _ = rt.eventDestroy(e) } }
-        for _ in 0...launches.count {
-            var e: Ptr = nil
-            try rt.check(rt.eventCreate(&e), "cudaEventCreate")
-            events.append(e)
-        }
-        var times = Array(repeating: [Float](), count: launches.count)
+        var times = Array(repeating: [Double](), count: launches.count)
         for _ in 0..<max(1, rounds) {
-            try rt.check(rt.eventRecord(events[0], device.stream), "cudaEventRecord")
-            for (k, l) in launches.enumerated() {
-                try l.run()
-                try rt.check(rt.eventRecord(events[k + 1], device.stream), "cudaEventRecord")
-            }
-            try device.synchronize()
-            for k in launches.indices {
-                var ms: Float = 0
-                try rt.check(rt.eventElapsedTime(&ms, events[k], events[k + 1]), "cudaEventElapsedTime")
-                times[k].append(ms)
-            }
+            let ms = try device.deviceMilliseconds(launches.map(\.run), repeats: 1)
+            for k in launches.indices { times[k].append(ms[k]) }
         }
         var byLabel: [String: (ms: Double, count: Int)] = [:]
         var total = 0.0
         for (k, l) in launches.enumerated() {
             let sorted = times[k].sorted()
-            let median = Double(sorted[sorted.count / 2])
+            let median = sorted[sorted.count / 2]
             total += median
             byLabel[l.label, default: (0, 0)].ms += median
             byLabel[l.label, default: (0, 0)].count += 1
         }
-        var lines = [String(format: "profile: %d launches, %.3f ms of device time per forward (medians, launched one by one)", launches.count, total)]
+        var lines = [String(format: "profile: %d launches, %.3f ms of device time per forward (medians; a graph replay saves the gaps between launches)", launches.count, total)]
         for (label, v) in byLabel.sorted(by: { $0.value.ms > $1.value.ms }) {
             lines.append(String(format: "  %8.3f ms %5.1f%%  %3dx %@", v.ms, total > 0 ? 100 * v.ms / total : 0, v.count, label))
         }
@@ -545,7 +602,7 @@ final class CUDAEnginePlan: CompiledGraph {
 
     /// One forward's work on the stream: the slot's inputs in, the kernels, the outputs into the slot.
     private func record(_ slot: Slot) throws {
-        for (s, host) in zip(inputStaging, slot.inputs) { try device.copy(toDevice: s.device, from: host, bytes: s.shape.elementCount * 4) }
+        for (s, host) in zip(inputStaging, slot.inputs) { try device.copy(toDevice: s.device, from: host, bytes: s.shape.elementCount * storage.byteSize) }
         try runLaunches()
         for (o, host) in zip(outputStaging, slot.outputs) { try device.copy(toHost: host, from: o.device, bytes: o.shape.elementCount * 4) }
     }
@@ -587,7 +644,11 @@ final class CUDAEnginePlan: CompiledGraph {
         try rt.check(rt.eventSynchronize(slot.event), "cudaEventSynchronize")
         slot.generation += 1
         for (v, host) in zip(arrays, slot.inputs) {
-            v.withUnsafeBytes { if let base = $0.baseAddress { host.copyMemory(from: base, byteCount: $0.count) } }
+            if storage == .f32 {
+                v.withUnsafeBytes { if let base = $0.baseAddress { host.copyMemory(from: base, byteCount: $0.count) } }
+            } else {
+                Self.pack(v, into: host, as: storage)
+            }
         }
         if slot.graphExec != nil {
             try rt.check(rt.graphLaunch(slot.graphExec, device.stream), "cudaGraphLaunch")

@@ -85,6 +85,46 @@ enum GeneratedKernels {
     }
 
     /// y = act(a + b) (or act(a)) elementwise. Parameters: (const T* a, const T* b, T* y, long long n).
+    /// Global average pooling, then a dense layer and an optional ReLU, one block per sample:
+    /// mean[c] = sum over HW of x[n, c, hw] / HW in shared memory, then y[n, k] = act(b[k] + w[k, :] . mean).
+    /// A network's head (pool, flatten, FC, output conversion) in one launch instead of four.
+    static func head(_ t: StorageType, channelsLast: Bool, relu: Bool, output: StorageType) -> (name: String, source: String) {
+        let name = "kiln_head_\(t.rawValue)_\(channelsLast ? "nhwc" : "nchw")_\(relu ? "relu" : "id")_\(output.rawValue)"
+        let index = channelsLast ? "(long long)i * C + c" : "(long long)c * HW + i"
+        let source = prelude + """
+        extern "C" __global__ void \(name)(const \(t.cType)* __restrict__ x, const \(t.cType)* __restrict__ w, const float* __restrict__ bias,
+                                          \(output.cType)* __restrict__ y, int C, int HW, int K) {
+            extern __shared__ float mean[];
+            const long long n = blockIdx.x;
+            const \(t.cType)* xn = x + n * (long long)C * HW;
+            for (int c = threadIdx.x; c < C; c += blockDim.x) {
+                float s = 0.f;
+                for (int i = 0; i < HW; ++i) s += \(load(t, "xn", index));
+                mean[c] = s / (float)HW;
+            }
+            __syncthreads();
+            for (int k = threadIdx.x; k < K; k += blockDim.x) {
+                float s = bias ? bias[k] : 0.f;
+                for (int c = 0; c < C; ++c) s += \(load(t, "w", "(long long)k * C + c")) * mean[c];
+                \(relu ? "s = fmaxf(s, 0.f);" : "")
+                \(store(output, "y", "n * K + k", "s"))
+            }
+        }
+        """
+        return (name, source)
+    }
+
+    /// One thread that spins for `cycles` clock cycles: it holds the stream while the host queues the
+    /// work to time, so that the events between launches measure the device, not the host's launches.
+    static func spin() -> (name: String, source: String) {
+        ("kiln_spin", """
+        extern "C" __global__ void kiln_spin(long long cycles) {
+            long long start = clock64();
+            while (clock64() - start < cycles) { }
+        }
+        """)
+    }
+
     static func pointwise(_ t: StorageType, binary: Bool, activation: EngineActivation?) -> (name: String, source: String) {
         let name = "kiln_pointwise_\(t.rawValue)_\(binary ? "add" : "id")_\(activation?.rawValue ?? "none")"
         var body = "float v = \(load(t, "a", "i"))\(binary ? " + " + load(t, "b", "i") : "");\n"
