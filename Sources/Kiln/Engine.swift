@@ -63,7 +63,7 @@ extension CUDAEngine {
     /// `KILN_ENGINE_CUDA_GRAPH=0` replays no CUDA graph; `KILN_ENGINE_CUDA_FUSED_CONV=0` never uses
     /// cuDNN's fused convolution call; `KILN_ENGINE_CUDA_FIND=1` times cuDNN's algorithms at compile;
     /// `KILN_ENGINE_CUDA_PROFILE=1` puts the device time per launch into each group's report;
-    /// `KILN_ENGINE_CUDA_TUNE=0` takes cuDNN's first fused algorithm instead of timing them all).
+    /// `KILN_ENGINE_CUDA_TUNE=1` times every fused algorithm instead of taking cuDNN's first).
     public init(options: EngineOptions, device ordinal: Int,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let p = CUDAEngine.Precision(rawValue: options.precision.rawValue) else {
@@ -74,7 +74,7 @@ extension CUDAEngine {
         }
         self.init(precision: p, device: ordinal, capturesGraphs: flag("KILN_ENGINE_CUDA_GRAPH", true),
                   fusesConvolutions: flag("KILN_ENGINE_CUDA_FUSED_CONV", true), timesAlgorithms: flag("KILN_ENGINE_CUDA_FIND", false),
-                  profiles: flag("KILN_ENGINE_CUDA_PROFILE", false), tunesFusedConvolutions: flag("KILN_ENGINE_CUDA_TUNE", true))
+                  profiles: flag("KILN_ENGINE_CUDA_PROFILE", false), tunesFusedConvolutions: flag("KILN_ENGINE_CUDA_TUNE", false))
     }
 }
 

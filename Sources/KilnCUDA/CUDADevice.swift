@@ -175,9 +175,10 @@ final class CUDADevice: @unchecked Sendable {
     /// Launches `function` on the stream with one thread per element of `count`, 256 to a block.
     /// Device milliseconds per call of each body: the stream is held by a spinning kernel while every
     /// body is queued `repeats` times between two events, so that what is timed is the device's work,
-    /// not the host's launch rate. The queued work must take the host less than `spinCycles` (about
-    /// 3 ms at 2 GHz by default).
-    func deviceMilliseconds(_ bodies: [() throws -> Void], repeats: Int, spinCycles: Int64 = 6_000_000) throws -> [Double] {
+    /// not the host's launch rate. The spin lasts about 100 µs per queued call at 2 GHz (cuDNN's legacy
+    /// calls cost the host tens of µs each): should the host still fall behind, the last bodies' times grow.
+    func deviceMilliseconds(_ bodies: [() throws -> Void], repeats: Int) throws -> [Double] {
+        let spinCycles = max(Int64(6_000_000), Int64(200_000 * bodies.count * max(1, repeats)))
         let spin = GeneratedKernels.spin()
         let f = try function(spin.name, source: spin.source)
         var events: [Ptr] = []

@@ -217,24 +217,3 @@ import Testing
         #expect(CUDAEngine().support(SupportQuery(graph: transposed.graph, node: 1)) == .unsupported("the cuda engine has no lowering for transpose"))
     }
 }
-
-/// The host's packing of a float NCHW input into the 16-bit NHWC the fp16 and bf16 groups store,
-/// against a hand-worked transposition and rounding.
-@Suite struct InputPackingTests {
-    @Test(arguments: [StorageType.f16, .bf16])
-    func packsChannelsLast(_ t: StorageType) {
-        // N=1, C=2, H=1, W=3: NCHW a0 a1 a2 | b0 b1 b2 -> NHWC a0 b0 a1 b1 a2 b2.
-        let values: [Float] = [1, 2.5, -3, 0.1, 65504, 1e-8]
-        let a = NDArray(shape: [1, 2, 1, 3], values: values)
-        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 12, alignment: 2)
-        defer { bytes.deallocate() }
-        CUDAEnginePlan.pack(a, into: bytes, as: t)
-        let got = (0..<6).map { bytes.load(fromByteOffset: 2 * $0, as: UInt16.self) }
-        let order = [0, 3, 1, 4, 2, 5]
-        // float16: 1 = 0x3C00, 2.5 = 0x4100, -3 = 0xC200, 0.1 rounds to 0x2E66, 65504 = 0x7BFF, 1e-8 underflows to 0.
-        // bfloat16: the upper 16 bits, rounded to nearest even.
-        let expected: [UInt16] = t == .f16 ? [0x3C00, 0x4100, 0xC200, 0x2E66, 0x7BFF, 0x0000]
-            : [0x3F80, 0x4020, 0xC040, 0x3DCD, 0x4780, 0x322C]
-        #expect(got == order.map { expected[$0] })
-    }
-}

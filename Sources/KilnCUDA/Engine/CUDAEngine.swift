@@ -38,11 +38,13 @@ public struct CUDAEngine: Backend {
     /// its report (`KILN_ENGINE_CUDA_PROFILE=1`; `kiln bench --context gpu` prints the reports).
     public let profiles: Bool
     /// Whether each fused convolution times every cuDNN algorithm that runs it, on the device, and
-    /// keeps the fastest (`KILN_ENGINE_CUDA_TUNE=0`: the first that runs, in cuDNN's ranking).
+    /// keeps the fastest (`KILN_ENGINE_CUDA_TUNE=1`); off, the first that runs in cuDNN's ranking.
+    /// Off by default: on ResNet-56 fp16 on the H200 it changed no throughput (A/B with
+    /// tools/gpu/ab.sh, batch 1, 16 and 64) and added compile time.
     public let tunesFusedConvolutions: Bool
 
     public init(precision: Precision = .fp32, device ordinal: Int = 0, capturesGraphs: Bool = true, fusesConvolutions: Bool = true,
-                timesAlgorithms: Bool = false, profiles: Bool = false, tunesFusedConvolutions: Bool = true) {
+                timesAlgorithms: Bool = false, profiles: Bool = false, tunesFusedConvolutions: Bool = false) {
         self.profiles = profiles
         self.tunesFusedConvolutions = tunesFusedConvolutions
         self.precision = precision

@@ -104,7 +104,7 @@ final class CUDAEnginePlan: CompiledGraph {
 
     init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
          precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false,
-         profiles: Bool = false, tunesFusedConvolutions: Bool = true) throws {
+         profiles: Bool = false, tunesFusedConvolutions: Bool = false) throws {
         self.fusedConvolutions = fusedConvolutions
         self.tunesFusedConvolutions = tunesFusedConvolutions
         self.timesAlgorithms = timesAlgorithms
@@ -159,7 +159,7 @@ final class CUDAEnginePlan: CompiledGraph {
         try lower(g)
         for _ in 0..<Self.slotCount {
             let slot = Slot()
-            slot.inputs = try inputStaging.map { try pinned($0.shape.elementCount * storage.byteSize) }
+            slot.inputs = try inputStaging.map { try pinned($0.shape.elementCount * 4) }
             slot.outputs = try outputStaging.map { try pinned($0.shape.elementCount * 4) }
             var event: Ptr = nil
             try device.runtime.check(device.runtime.eventCreate(&event), "cudaEventCreate")
@@ -259,11 +259,32 @@ final class CUDAEnginePlan: CompiledGraph {
         var count = 0
         let cudnn = device.cudnn, handle = device.cudnnHandle
         let mathType = storage == .f32 ? CUDNNAPI.fmaMath : CUDNNAPI.tensorOpMath
-        // Inputs: the host writes them in the group's type and layout into the slot's pinned memory
-        // (see startRun), and the copy (see record(_:)) lands in the arena: no conversion launch.
+        // Inputs: host float NCHW into float staging, then converted (or written in place for fp32 NCHW).
+        // Converting on the host instead (no launch) cost more than the launch: at batch 64 the host's
+        // packing into 16-bit NHWC took 0.7 ms a forward and capped asynchronous throughput.
         for (name, v) in g.inputs {
-            inputStaging.append((name, g.values[v].shape, pointer(v)))
+            let shape = g.values[v].shape
+            let bytes = shape.elementCount * 4
+            // The copy from the slot's pinned memory (see record(_:)) is part of the captured graph.
+            let target: UnsafeMutableRawPointer
+            if storage == .f32 {
+                target = pointer(v)
+            } else {
+                let staging = try device.pool.allocate(bytes)
+                keep.append(staging)
+                target = staging.pointer
+            }
+            inputStaging.append((name, shape, target))
             count += 1
+            if storage != .f32 {
+                let staging = target
+                let f = try generated(GeneratedKernels.reorder(from: .f32, to: storage, toChannelsLast: true))
+                let dims = Self.chw(shape), y = pointer(v), n = shape.elementCount
+                add("input \(name) to \(storage) NHWC") { [device] in
+                    try device.launch(f, count: n, arguments: [.pointer(staging), .pointer(y), .int64(Int64(n)), .int32(dims.0), .int32(dims.1), .int32(dims.2)])
+                }
+                count += 1
+            }
         }
         var workspaceNeed = 0
         // Steps absorbed into the one before them (a dense layer into the global pooling before it).
@@ -515,7 +536,7 @@ final class CUDAEnginePlan: CompiledGraph {
                                                                            w.workspace, &a2, yd, z, bd, biasBuffer.pointer, activationDesc, yd, yp),
                                     "cudnnConvolutionBiasActivationForward")
                 }
-            }, repeats: 10)
+            }, repeats: 5)
             if let best = ms.indices.min(by: { ms[$0] < ms[$1] }) { chosen = working[best] }
         }
         let algo = chosen.algorithm
@@ -526,26 +547,6 @@ final class CUDAEnginePlan: CompiledGraph {
                                                                    biasBuffer.pointer, activationDesc, yd, yp), "cudnnConvolutionBiasActivationForward")
         }
         return (launch, chosen.workspace)
-    }
-
-    /// Float NCHW (read as N, C, H, W with missing axes 1) into 16-bit NHWC, as the group stores it.
-    static func pack(_ a: NDArray, into destination: UnsafeMutableRawPointer, as t: StorageType) {
-        let (c, h, w) = chw(a.shape)
-        let channels = Int(c), hw = Int(h) * Int(w)
-        let samples = a.elementCount / max(channels * hw, 1)
-        let out = destination.assumingMemoryBound(to: UInt16.self)
-        a.withUnsafeBufferPointer(as: Float.self) { src in
-            for n in 0..<samples {
-                for ch in 0..<channels {
-                    let from = (n * channels + ch) * hw, to = n * hw * channels + ch
-                    if t == .f16 {
-                        for i in 0..<hw { out[to + i * channels] = Float16(src[from + i]).bitPattern }
-                    } else {
-                        for i in 0..<hw { out[to + i * channels] = floatToBFloat16Bits(src[from + i]) }
-                    }
-                }
-            }
-        }
     }
 
     /// (C, H, W) of a shape read as (N, C, H, W), missing axes 1; as Int32 for kernel arguments.
@@ -576,7 +577,7 @@ final class CUDAEnginePlan: CompiledGraph {
     }
 
     /// Device time per launch (median over `rounds` forwards, each queued launch by launch between
-    /// events behind a spinning kernel; see ``CUDADevice/deviceMilliseconds(_:repeats:spinCycles:)``),
+    /// events behind a spinning kernel; see ``CUDADevice/deviceMilliseconds(_:repeats:)``),
     /// summed by label, slowest first, as report lines.
     func profile(rounds: Int = 20) throws -> [String] {
         var times = Array(repeating: [Double](), count: launches.count)
@@ -602,7 +603,7 @@ final class CUDAEnginePlan: CompiledGraph {
 
     /// One forward's work on the stream: the slot's inputs in, the kernels, the outputs into the slot.
     private func record(_ slot: Slot) throws {
-        for (s, host) in zip(inputStaging, slot.inputs) { try device.copy(toDevice: s.device, from: host, bytes: s.shape.elementCount * storage.byteSize) }
+        for (s, host) in zip(inputStaging, slot.inputs) { try device.copy(toDevice: s.device, from: host, bytes: s.shape.elementCount * 4) }
         try runLaunches()
         for (o, host) in zip(outputStaging, slot.outputs) { try device.copy(toHost: host, from: o.device, bytes: o.shape.elementCount * 4) }
     }
@@ -644,11 +645,7 @@ final class CUDAEnginePlan: CompiledGraph {
         try rt.check(rt.eventSynchronize(slot.event), "cudaEventSynchronize")
         slot.generation += 1
         for (v, host) in zip(arrays, slot.inputs) {
-            if storage == .f32 {
-                v.withUnsafeBytes { if let base = $0.baseAddress { host.copyMemory(from: base, byteCount: $0.count) } }
-            } else {
-                Self.pack(v, into: host, as: storage)
-            }
+            v.withUnsafeBytes { if let base = $0.baseAddress { host.copyMemory(from: base, byteCount: $0.count) } }
         }
         if slot.graphExec != nil {
             try rt.check(rt.graphLaunch(slot.graphExec, device.stream), "cudaGraphLaunch")
