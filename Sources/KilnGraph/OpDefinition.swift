@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 
 /// How an op may take part in fusion. Passes read this, never op names (after TVM's op patterns).
@@ -207,6 +208,11 @@ public struct OpDefinition: Sendable {
         var a = attributes
         a.node = node
         a.op = name
+        let key = name + "|" + self.attributes.map(\.name).joined(separator: ",")
+        if let values = ResolvedAttributes.shared.lookup(key, attributes.values) {
+            a.values = values
+            return a
+        }
         let known = Set(self.attributes.map(\.name))
         for key in attributes.values.keys where !key.hasPrefix("__") && !known.contains(key) {
             throw GraphError.unknownAttribute(node: node, op: name, attribute: key, accepted: Array(known))
@@ -218,7 +224,34 @@ public struct OpDefinition: Sendable {
             }
             try spec.validate(a)
         }
+        ResolvedAttributes.shared.store(key, attributes.values, a.values)
         return a
     }
 }
 
+/// Resolutions already done, by op and raw values. Binding resolves each node's attributes many
+/// times (shape and type inference, partitioning, kernel signatures), and validating parses every
+/// value: ResNet-56's warm first result spent a fifth of its time here. Only successes are kept
+/// (errors name their node, so they are built each time); the table is emptied past 4096 entries.
+final class ResolvedAttributes: @unchecked Sendable {
+    static let shared = ResolvedAttributes()
+    private let lock = NSLock()
+    private var entries: [String: [[String: String]: [String: String]]] = [:]
+    private var count = 0
+
+    func lookup(_ key: String, _ raw: [String: String]) -> [String: String]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[key]?[raw]
+    }
+
+    func store(_ key: String, _ raw: [String: String], _ resolved: [String: String]) {
+        lock.lock()
+        defer { lock.unlock() }
+        if count >= 4096 {
+            entries = [:]
+            count = 0
+        }
+        if entries[key, default: [:]].updateValue(resolved, forKey: raw) == nil { count += 1 }
+    }
+}

@@ -3,7 +3,7 @@
 //
 //   host float NCHW ─memcpy─> pinned ─H2D─> staging ─┐
 //   ┌─────────────────── CUDA graph ─────────────────┘
-//   │ reorder to NHWC fp16 ─> conv+epilogue ─> ... ─> pool ─> gemm+epilogue ─> to float
+//   │ reorder to NHWC fp16 ─> conv+epilogue ─> ... ─> head (pool + dense, writes float)
 //   └──────────────────────────────────────────────────┐
 //   host float <─memcpy─ pinned <─D2H─ output staging <┘        then the slot's event
 //
