@@ -22,7 +22,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Labels for --data FILE.npy: a .npy file of shape (count,).") var labels: String?
     @Option(help: "Precisions of the engine to compare, comma-separated.") var precisions: String = "fp32,bf16,int8"
     @Option(help: "Batches used to calibrate int8 (the first ones of the data).") var calibrationBatches: Int = 10
-    @Option(help: "How int8 activation thresholds are chosen: minmax or entropy.") var calibration: String = "entropy"
+    @Option(help: "How int8 activation thresholds are chosen: minmax or entropy.") var calibration: String = "minmax"
     @Option(help: "Batches to compare; default: all the data holds (random data: 4).") var batches: Int?
     @Option(help: "Write the int8 calibration table (JSON) here; the engine reads it through its calibration_file option. Default: a temporary file.")
     var saveCalibration: String?
