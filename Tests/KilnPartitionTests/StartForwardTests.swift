@@ -110,7 +110,7 @@ struct StartForwardTests {
         let good = exec.outputs
         engine.log.failure = DeviceLost()
         try exec.startForward()
-        let failed = try exec.outputs[0].floats()
+        let failed = exec.outputs[0].floats()
         #expect(failed.allSatisfy { $0.isNaN })
         #expect(throws: DeviceLost.self) { try exec.forward() }
         try exec.forward()
@@ -131,7 +131,7 @@ struct StartForwardTests {
                               backend: EngineNode.backend(engines: [engine.name: engine], constants: params))
         try exec.startForward()
         #expect(engine.log.started == 0)
-        let values = try exec.outputs[0].floats()
+        let values = exec.outputs[0].floats()
         #expect(values.allSatisfy { $0 >= 0.5 }, "sigmoid ran: \(values.prefix(4))")
     }
 }
