@@ -232,7 +232,8 @@ public struct OpDefinition: Sendable {
 /// Resolutions already done, by op and raw values. Binding resolves each node's attributes many
 /// times (shape and type inference, partitioning, kernel signatures), and validating parses every
 /// value: ResNet-56's warm first result spent a fifth of its time here. Only successes are kept
-/// (errors name their node, so they are built each time); the table is emptied past 4096 entries.
+/// (errors name their node, so they are built each time), and not those with a value over 4 KB (an
+/// engine node's serialized subgraph: few, and large); the table is emptied past 4096 entries.
 final class ResolvedAttributes: @unchecked Sendable {
     static let shared = ResolvedAttributes()
     private let lock = NSLock()
@@ -246,6 +247,7 @@ final class ResolvedAttributes: @unchecked Sendable {
     }
 
     func store(_ key: String, _ raw: [String: String], _ resolved: [String: String]) {
+        guard resolved.values.allSatisfy({ $0.utf8.count <= 4096 }) else { return }
         lock.lock()
         defer { lock.unlock() }
         if count >= 4096 {
