@@ -68,13 +68,15 @@ enum PlanTuning {
         }
 
         var best = try build(assignment)
-        var times = try medians([perOp, best])
-        var bestTime = times[1]
         var summary: [String] = []
-        if times[0] < times[1] * (1 - margin) {
-            // Mixed choices inside a class won clearly: keep the per-op plan as it is.
-            return PlanTuningOutcome(core: perOp, note: "convolution algorithms: per-op timing kept (\(ms(times[0])) per run, "
-                                     + "one algorithm per shape \(ms(times[1])))")
+        // Where every class was unanimous, the two plans are the same primitives: nothing to time.
+        if best.implementationSignature != perOp.implementationSignature {
+            let times = try medians([perOp, best])
+            if times[0] < times[1] * (1 - margin) {
+                // Mixed choices inside a class won clearly: keep the per-op plan as it is.
+                return PlanTuningOutcome(core: perOp, note: "convolution algorithms: per-op timing kept (\(ms(times[0])) per run, "
+                                         + "one algorithm per shape \(ms(times[1])))")
+            }
         }
         for key in order {
             let current = assignment[key] ?? .direct
@@ -93,8 +95,8 @@ enum PlanTuning {
                 summary.append("\(key): \(current.rawValue)")
                 continue
             }
-            times = try medians([best] + candidates.map(\.1))
-            bestTime = times[0]
+            let times = try medians([best] + candidates.map(\.1))
+            var bestTime = times[0]
             var kept = current
             for (k, candidate) in candidates.enumerated() where times[k + 1] < bestTime * (1 - margin) {
                 best = candidate.1
@@ -110,7 +112,7 @@ enum PlanTuning {
             return PlanTuningOutcome(core: perOp, note: "convolution algorithms by whole-plan timing (one per shape): "
                                      + summary.joined(separator: ", ") + "; the same primitives as the per-op choice")
         }
-        times = try medians([perOp, best])
+        let times = try medians([perOp, best])
         let kept = times[0] < times[1] * (1 - margin) ? perOp : best
         return PlanTuningOutcome(core: kept, note: "convolution algorithms by whole-plan timing (one per shape): "
                                  + summary.joined(separator: ", ") + "; \(ms(times[1])) per run against \(ms(times[0])) for the per-op choice"

@@ -84,8 +84,7 @@ public final class Executor {
     public func forward(isTrain: Bool = false) throws {
         try throwPendingError()
         pending = nil
-        var inputs = argDict
-        inputs.merge(auxDict) { a, _ in a }
+        let inputs = boundInputs
         // Dropping the previous outputs first lets kernels write the plan's buffers in place instead of
         // copying them (they would otherwise still be shared with `outputs`).
         latestOutputs = []
@@ -109,8 +108,7 @@ public final class Executor {
     public func startForward() throws {
         try throwPendingError()
         pending = nil
-        var inputs = argDict
-        inputs.merge(auxDict) { a, _ in a }
+        let inputs = boundInputs
         if let startable = plan as? any StartableGraph, let run = try startable.start(inputs) {
             pending = run
         } else {
@@ -143,6 +141,9 @@ public final class Executor {
             return error
         }
     }
+
+    /// The arguments and auxiliary states a run reads, by name.
+    private var boundInputs: [String: NDArray] { argDict.merging(auxDict) { a, _ in a } }
 
     private func throwPendingError() throws {
         if let e = pendingError {
