@@ -24,10 +24,13 @@ let package = Package(
         .target(name: "KilnPartition", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnTrain", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
         .target(name: "KilnData", dependencies: ["KilnCore", "CZlib", "CJPEG", "CPNG"]),
-        .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "CDNNL"]),
+        // The engine core: IR, passes, IR checker, memory planner, cache keys. No C library: both
+        // engines (KilnEngine on oneDNN, KilnCUDA's engine) are lowerings of its IR.
+        .target(name: "KilnEngineCore", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "CDNNL"]),
         .target(name: "KilnGluon", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain"]),
-        .target(name: "KilnCUDA", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngine", "KilnGluon", "KilnCUDA"]),
+        .target(name: "KilnCUDA", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngineCore", "KilnEngine", "KilnGluon", "KilnCUDA"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -38,10 +41,10 @@ let package = Package(
         .testTarget(name: "KilnGluonTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnGluon", "TestSupport"]),
         .testTarget(name: "KilnDataTests", dependencies: ["KilnCore", "KilnData", "TestSupport"]),
         .testTarget(name: "KilnTests", dependencies: ["Kiln", "TestSupport"]),
-        .testTarget(name: "KilnCUDATests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnCUDA", "TestSupport"]),
+        .testTarget(name: "KilnCUDATests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnCUDA", "TestSupport"]),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
-        .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine", "TestSupport"]),
+        .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnEngine", "TestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
         // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
@@ -50,7 +53,7 @@ let package = Package(
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore", "FuzzSupport"]),
         .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph", "FuzzSupport"]),
         // The cpu engine's benchmark: engine vs framework images/s, compile and cache timings.
-        .executableTarget(name: "EngineBench", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngine"]),
+        .executableTarget(name: "EngineBench", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,6 +6,7 @@
 @_exported import KilnPartition
 @_exported import KilnTrain
 @_exported import KilnData
+@_exported import KilnEngineCore
 @_exported import KilnEngine
 @_exported import KilnGluon
 @_exported import KilnCUDA

@@ -1,6 +1,7 @@
 import CDNNL
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 
@@ -161,8 +162,8 @@ public struct CPUEngine: Backend {
                 report.cache = .rebuilt("its IR does not lower (\(error))")
             }
         }
-        var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants)
-        report.passes = try EnginePipeline.run(&built)
+        var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants, capabilities: CPUCapabilities.capabilities)
+        report.passes = try CPUCapabilities.pipeline.run(&built)
         let ir = built.compacted()
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import Testing
@@ -140,9 +141,17 @@ import Testing
     }
 }
 
-/// The cuda engine's fusing walk, which needs no GPU: what becomes one step, and BatchNorm folded
-/// into the convolution's weights and bias against numbers worked by hand.
-@Suite struct CUDAEngineGraphTests {
+/// The cuda engine's compile up to its kernels, which needs no GPU: the engine core's pipeline with
+/// the cuda engine's fusion policy, and the steps it becomes, with BatchNorm folded into the
+/// convolution's weights and bias against numbers worked by hand.
+@Suite struct CUDAEngineStepTests {
+    static func steps(_ y: Symbol, _ shapes: [String: Shape], constants: [String: NDArray] = [:],
+                      channelsLast: Bool = false) throws -> (ir: EngineIR, steps: CUDASteps) {
+        let g = y.graph
+        let (ir, _) = try CUDAEngine.optimize(g, shapes: try g.inferShapes(shapes), types: try g.inferTypes([:]), constants: constants)
+        return (ir, try CUDASteps(ir, channelsLast: channelsLast))
+    }
+
     /// conv -> BatchNorm -> add(residual) -> relu is one convolution step; the residual read is the data.
     @Test func residualBlockIsOneStep() throws {
         let x = Symbol.variable("data")
@@ -150,40 +159,37 @@ import Testing
         y = .batchNorm(y, eps: 1e-5, fixGamma: false, name: "bn")
         y = .elementwiseAdd(y, x, name: "add")
         y = .activation(y, kind: .relu, name: "r")
-        let g = y.graph
-        let shapes = try g.inferShapes(["data": [1, 2, 1, 1]])
         // w = identity; gamma (2, 3), beta (1, -1), mean (0.5, 0), var (4 - 1e-5, 9 - 1e-5): s = (1, 1).
         let constants: [String: NDArray] = [
             "c_weight": NDArray(shape: [2, 2, 1, 1], values: [1, 0, 0, 1]),
             "bn_gamma": NDArray(shape: [2], values: [2, 3]), "bn_beta": NDArray(shape: [2], values: [1, -1]),
             "bn_moving_mean": NDArray(shape: [2], values: [0.5, 0]), "bn_moving_var": NDArray(shape: [2], values: [4 - 1e-5, 9 - 1e-5]),
         ]
-        let e = try EngineGraph(graph: g, shapes: shapes, constants: constants, channelsLast: false)
+        let (ir, e) = try Self.steps(y, ["data": [1, 2, 1, 1]], constants: constants)
+        #expect(ir.ops.count == 1)
+        #expect(Set(ir.ops[0].fused) == ["bn", "add", "r"])
         #expect(e.steps.count == 1)
-        #expect(Set(e.fused) == ["bn", "add", "r"])
         guard case let .convolution(input, _, weight, bias, _, residual, activation) = e.steps[0] else {
             Issue.record("not a convolution step")
             return
         }
         #expect(residual == input)  // the block's input, read again as the residual
-        #expect(activation == .relu)
-        // s = gamma / sqrt(var + eps) = (1, 1): weights unchanged; bias = beta - mean * s = (0.5, -1).
+        #expect(activation == EltwiseSpec(algorithm: .relu))
+        // s = gamma / sqrt(var + eps) = (1, 1): weights unchanged; bias = (0 - mean) * s + beta = (0.5, -1).
         let w = weight.withUnsafeBufferPointer(as: Float.self) { Array($0) }
         #expect(w.enumerated().allSatisfy { abs($0.element - [1, 0, 0, 1][$0.offset]) < 1e-6 })
         #expect(abs(bias[0] - 0.5) < 1e-6 && abs(bias[1] + 1) < 1e-6)
     }
 
-    /// A residual computed after the convolution that would read it is not fused into it; the add
-    /// goes to the later convolution instead (gluon's downsample branch).
-    @Test func residualMustBeReadyFirst() throws {
+    /// The add of two convolutions goes to the one computed last, moved to the add's place, so the
+    /// residual it reads exists when it runs (gluon's downsample branch).
+    @Test func residualIsTheEarlierConvolution() throws {
         let x = Symbol.variable("data")
         let body = Symbol.convolution(x, kernel: [1, 1], numFilter: 2, noBias: true, name: "body")
         let down = Symbol.convolution(x, kernel: [1, 1], numFilter: 2, noBias: true, name: "down")
         let y = Symbol.elementwiseAdd(body, down, name: "add")
-        let g = y.graph
-        let shapes = try g.inferShapes(["data": [1, 2, 2, 2]])
         let w = NDArray(shape: [2, 2, 1, 1], values: [1, 0, 0, 1])
-        let e = try EngineGraph(graph: g, shapes: shapes, constants: ["body_weight": w, "down_weight": w], channelsLast: false)
+        let (_, e) = try Self.steps(y, ["data": [1, 2, 2, 2]], constants: ["body_weight": w, "down_weight": w])
         #expect(e.steps.count == 2)
         guard case let .convolution(_, bodyOut, _, _, _, nil, _) = e.steps[0],
               case let .convolution(_, _, _, _, _, residual?, _) = e.steps[1] else {
@@ -196,12 +202,40 @@ import Testing
     /// Channels-last values are reordered before a flatten reads them in NCHW order.
     @Test func flattenOfChannelsLastReorders() throws {
         let y = Symbol.flatten(.activation(.variable("data"), kind: .relu, name: "r"), name: "f")
-        let g = y.graph
-        let e = try EngineGraph(graph: g, shapes: try g.inferShapes(["data": [2, 3, 4, 4]]), constants: [:], channelsLast: true)
+        let (_, e) = try Self.steps(y, ["data": [2, 3, 4, 4]], channelsLast: true)
         #expect(e.steps.count == 2)
         if case .reorderToNCHW = e.steps[1] {} else { Issue.record("no reorder before the flatten") }
-        let plain = try EngineGraph(graph: g, shapes: try g.inferShapes(["data": [2, 3, 4, 4]]), constants: [:], channelsLast: false)
+        let (_, plain) = try Self.steps(y, ["data": [2, 3, 4, 4]])
         #expect(plain.steps.count == 1)
+    }
+
+    /// Global average pooling, flatten and a dense layer that is the group's output become the fused
+    /// head in the cuda engine's pipeline, and stay two ops in the cpu engine's.
+    @Test func headIsOneStep() throws {
+        var y = Symbol.pooling(.variable("data"), poolType: .avg, globalPool: true, name: "pool")
+        y = .fullyConnected(.flatten(y, name: "flat"), numHidden: 3, name: "fc")
+        let constants = ["fc_weight": NDArray.randomNormal(shape: [3, 4], seed: 1), "fc_bias": NDArray(shape: [3], values: [1, 2, 3])]
+        let (ir, e) = try Self.steps(y, ["data": [2, 4, 5, 5]], constants: constants)
+        #expect(ir.ops.count == 1 && ir.ops[0].lowering == .averagePoolingDense(InnerProductSpec(numHidden: 3, hasBias: true, flatten: true)))
+        #expect(Set(ir.ops[0].fused) == ["flat", "pool"])
+        guard e.steps.count == 1, case let .head(_, _, _, bias?, relu) = e.steps[0] else {
+            Issue.record("not one head step: \(e.steps)")
+            return
+        }
+        #expect(bias == [1, 2, 3] && !relu)
+    }
+
+    /// Dropout that drops at inference is refused by both engines with the same sentence, from the
+    /// engine core's one rule; in training mode both take it as an identity.
+    @Test func dropoutRuleIsShared() throws {
+        for (mode, supported) in [("always", false), ("training", true)] {
+            let y = try Symbol.apply("Dropout", [.variable("data")], attributes: ["mode": mode], name: "d")
+            let q = SupportQuery(graph: y.graph, node: 1)
+            let cuda = CUDAEngine().support(q)
+            #expect(cuda.isSupported == supported)
+            #expect(cuda == CUDAEngine.capabilities.verdict(q).support)
+            if !supported { #expect(cuda == .unsupported("attribute mode=always (it drops at inference too) is not supported")) }
+        }
     }
 
     /// The engine's capability answers name what is missing.
@@ -210,10 +244,10 @@ import Testing
         let g = y.graph
         let s = try g.inferShapes(["data": [1, 2, 5, 5]]), t = try g.inferTypes([:])
         let conv = g.nodes.firstIndex { $0.name == "c" }!
-        #expect(CUDAEngine().support(SupportQuery(graph: g, node: conv, shapes: s, types: t)) == .unsupported("its weight is not a constant known at bind"))
+        #expect(CUDAEngine().support(SupportQuery(graph: g, node: conv, shapes: s, types: t)) == .unsupported("weight 'weight' is not known at bind"))
         let known = CUDAEngine().support(SupportQuery(graph: g, node: conv, shapes: s, types: t, constants: ["c_weight", "c_bias"]))
         #expect(known == .supported)
         let transposed = try Symbol.apply("transpose", [.variable("data")], name: "t")
-        #expect(CUDAEngine().support(SupportQuery(graph: transposed.graph, node: 1)) == .unsupported("the cuda engine has no lowering for transpose"))
+        #expect(CUDAEngine().support(SupportQuery(graph: transposed.graph, node: 1)) == .unsupported("op transpose is not supported"))
     }
 }

@@ -1,5 +1,6 @@
 import KilnCore
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import Testing

@@ -1,5 +1,6 @@
 import KilnCore
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import TestSupport
@@ -68,7 +69,7 @@ import Testing
         guard refused.isEmpty else {
             // Not supported: the reason names the op and what is not supported, and compiling refuses too.
             #expect(refused.allSatisfy { !$0.isEmpty })
-            #expect(throws: EngineError.self) { try engine.compile(graph, shapes: shapes, types: types, constants: constants) }
+            #expect(throws: EngineCoreError.self) { try engine.compile(graph, shapes: shapes, types: types, constants: constants) }
             return
         }
         let plan = try engine.compilePlan(graph, shapes: shapes, types: types, constants: constants)

@@ -1,6 +1,7 @@
 import KilnCore
 import KilnGraph
 import KilnEngine
+import KilnEngineCore
 import Testing
 
 @Suite struct EngineOptionsTests {

@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import Synchronization
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import TestSupport
@@ -107,7 +108,7 @@ import Testing
         let support = CPUEngine().support(SupportQuery(graph: graph, node: conv, shapes: shapes, types: try graph.inferTypes(), constants: []))
         #expect(support == .weightsNotKnownAtBind(input: "weight"))
         #expect(support.reason == .weightsNotKnownAtBind("weight"))
-        #expect(throws: EngineError.self) { try CPUEngine().compile(graph, shapes: shapes, types: try graph.inferTypes(), constants: [:]) }
+        #expect(throws: EngineCoreError.self) { try CPUEngine().compile(graph, shapes: shapes, types: try graph.inferTypes(), constants: [:]) }
     }
 }
 

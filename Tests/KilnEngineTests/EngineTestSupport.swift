@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import TestSupport

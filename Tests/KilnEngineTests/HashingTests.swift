@@ -1,4 +1,5 @@
 import KilnEngine
+import KilnEngineCore
 import Testing
 
 @Suite struct HashingTests {

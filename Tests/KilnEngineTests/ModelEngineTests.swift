@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import TestSupport
@@ -8,15 +9,18 @@ import Testing
 
 /// Whole models compiled by the engine against the framework and against MXNet's golden outputs.
 @Suite struct ModelEngineTests {
-    /// ResNet-20's plan: conv+bn(+add)+relu fused into 21 convolutions, one reorder (the plain input
-    /// into the first conv's layout), the FC writing the output array itself.
+    /// ResNet-20's plan: conv+bn(+add)+relu fused into 21 convolutions, at most one reorder (the plain
+    /// input into the first conv's layout), the FC writing the output array itself.
     @Test func resnetPlanIsFused() throws {
         let model = try GoldenModel.load("cifar_resnet20_v1")
         let plan = try Bound(model.symbol, weights: model.weights, data: model.input).engine(Self.untuned)
         let r = plan.report
         #expect(r.graphOps == 71 && r.optimizedOps == 23)
         #expect(r.primitives.filter { $0.kind == "convolution" }.count == 21)
-        #expect(r.primitives.filter { $0.kind == "reorder" }.map(\.isBorderReorder) == [true])
+        // At most the one border reorder (AVX-512 kernels want the first conv's plain input blocked;
+        // AVX2 ones read it plain), never one between ops.
+        let reorders = r.primitives.filter { $0.kind == "reorder" }.map(\.isBorderReorder)
+        #expect(reorders.count <= 1 && reorders.allSatisfy { $0 }, "\(r)")
         #expect(plan.ir.ops.filter { $0.postOps.contains(.eltwise(EltwiseSpec(algorithm: .relu))) && $0.postOps.count == 2 }.count == 9)
     }
 

@@ -1,5 +1,6 @@
 import KilnCore
 import KilnEngine
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 import TestSupport
@@ -19,14 +20,14 @@ struct Case {
         var weights = randomWeights(graph, shapes: shapes, data: Set(given.keys).subtracting(extra.keys), seed: seed)
         weights.merge(extra) { _, b in b }
         bound = try Bound(symbol, weights: weights, data: NDArray.randomNormal(shape: data, seed: seed &+ 100))
-        ir = try EngineIR(graph: bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants)
+        ir = try EngineIR(graph: bound.graph, shapes: bound.shapes, types: bound.types, constants: bound.constants, capabilities: CPUCapabilities.capabilities)
     }
 
     /// The IR after one pass (checked), and how many rewrites it made.
     func after(_ pass: any EnginePass, from start: EngineIR? = nil) throws -> (EngineIR, Int) {
         var ir = start ?? self.ir
         let n = try pass.apply(to: &ir)
-        try ir.check(after: pass.name)
+        try ir.check(after: pass.name, policy: CPUCapabilities.fusion)
         return (ir, n)
     }
 
@@ -156,7 +157,7 @@ extension EngineIR {
     func activationFusesIntoConvolution(kind: ActivationKind) throws {
         let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 8, name: "conv0")
         let c = try Case(.activation(conv, kind: kind, name: "act0"), data: [2, 3, 7, 7])
-        let (after, n) = try c.after(PostOpFusion())
+        let (after, n) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion))
         #expect(n == 1)
         #expect(after.kinds == ["convolution"])
         #expect(after.ops[0].postOps.count == 1)
@@ -167,7 +168,7 @@ extension EngineIR {
     func leakyReLUFusesIntoFullyConnected(kind: LeakyReLUKind) throws {
         let fc = Symbol.fullyConnected(.variable("data"), numHidden: 7, name: "fc0")
         let c = try Case(.leakyReLU(fc, kind: kind, slope: 0.1, name: "act0"), data: [4, 9])
-        let (after, n) = try c.after(PostOpFusion())
+        let (after, n) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion))
         #expect(n == 1 && after.kinds == ["inner_product"])
         try c.expectEngineMatchesFramework("fc+\(kind)")
     }
@@ -184,7 +185,7 @@ extension EngineIR {
         var ir = c.ir
         _ = try BatchNormFolding().apply(to: &ir)
         #expect(ir.kinds == ["convolution", "eltwise(relu)", "convolution", "add", "eltwise(relu)"])
-        let (after, n) = try c.after(PostOpFusion(), from: ir)
+        let (after, n) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion), from: ir)
         #expect(n == 3)
         #expect(after.kinds == ["convolution", "convolution"])
         let input = try #require(after.values.firstIndex { $0.inputName == "data" })
@@ -203,7 +204,7 @@ extension EngineIR {
         let main = Symbol.convolution(x, kernel: [3, 3], numFilter: 8, stride: [2, 2], pad: [1, 1], name: "conv_main")
         let short = Symbol.convolution(x, kernel: [1, 1], numFilter: 8, stride: [2, 2], name: "conv_short")
         let c = try Case(.elementwiseAdd(main, short, name: "add0"), data: [2, 4, 8, 8])
-        let (after, n) = try c.after(PostOpFusion())
+        let (after, n) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion))
         #expect(n == 1)
         #expect(after.kinds == ["convolution", "convolution"])
         #expect(after.ops[1].name == "conv_short" && after.ops[1].postOps == [.sum(after.ops[0].output)])
@@ -215,7 +216,7 @@ extension EngineIR {
         let conv = Symbol.convolution(.variable("data"), kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0")
         let y = Symbol.elementwiseAdd(.activation(conv, kind: .relu, name: "relu0"), conv, name: "add0")
         let c = try Case(y, data: [2, 4, 6, 6])
-        let (after, n) = try c.after(PostOpFusion())
+        let (after, n) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion))
         #expect(n == 0)
         #expect(after.kinds == ["convolution", "eltwise(relu)", "add"])
         try c.expectEngineMatchesFramework("conv read twice")
@@ -226,7 +227,7 @@ extension EngineIR {
         let x = Symbol.variable("data")
         let a = Symbol.activation(.convolution(x, kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0"), kind: .relu, name: "relu0")
         let c = try Case(.elementwiseAdd(a, x, name: "add0"), data: [2, 4, 6, 6])
-        let (after, _) = try c.after(PostOpFusion())
+        let (after, _) = try c.after(PostOpFusion(policy: CPUCapabilities.fusion))
         #expect(after.kinds == ["convolution", "add"])
         #expect(after.ops[0].postOps == [.eltwise(EltwiseSpec(algorithm: .relu))])
         try c.expectEngineMatchesFramework("add after relu")
@@ -242,7 +243,7 @@ extension EngineIR {
         ir.values.append(EngineIR.Value(shape: [2, 3], name: "tanh0", origin: .computed))
         ir.ops.append(EngineIR.Op(name: "tanh0", op: "Activation", attributes: ["act_type": "tanh"], fusion: .elementwise, weightInputs: [],
                                   lowering: .eltwise(EltwiseSpec(algorithm: .tanh)), inputs: [0], output: dead))
-        try ir.check(after: "test")
+        try ir.check(after: "test", policy: CPUCapabilities.fusion)
         let (after, n) = try c.after(DeadOpElimination(), from: ir)
         #expect(n == 1 && after.kinds == ["eltwise(relu)"])
     }
@@ -257,26 +258,26 @@ extension EngineIR {
     @Test func readingBeforeWritingIsCaught() throws {
         var ir = try base()
         ir.ops.swapAt(0, 1)
-        #expect(throws: EngineError.self) { try ir.check(after: "swap") }
+        #expect(throws: EngineCoreError.self) { try ir.check(after: "swap", policy: CPUCapabilities.fusion) }
     }
 
     @Test func twoWritersAreCaught() throws {
         var ir = try base()
         ir.ops[1].output = ir.ops[0].output
-        #expect { try ir.check(after: "double") } throws: { "\($0)".contains("another op writes") && "\($0)".contains("'double'") }
+        #expect { try ir.check(after: "double", policy: CPUCapabilities.fusion) } throws: { "\($0)".contains("another op writes") && "\($0)".contains("'double'") }
     }
 
     @Test func nonConstantWeightIsCaught() throws {
         var ir = try base()
         let input = try #require(ir.values.firstIndex { $0.inputName == "data" })
         ir.ops[0].inputs[1] = input
-        #expect(throws: EngineError.self) { try ir.check(after: "weight") }
+        #expect(throws: EngineCoreError.self) { try ir.check(after: "weight", policy: CPUCapabilities.fusion) }
     }
 
     @Test func postOpsOnlyOnConvAndFC() throws {
         var ir = try base()
         ir.ops[1].postOps = [.eltwise(EltwiseSpec(algorithm: .tanh))]
-        #expect { try ir.check(after: "postops") } throws: { "\($0)".contains("post-ops") }
+        #expect { try ir.check(after: "postops", policy: CPUCapabilities.fusion) } throws: { "\($0)".contains("post-ops") }
     }
 }
 

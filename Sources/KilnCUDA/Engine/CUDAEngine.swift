@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 
@@ -58,77 +59,83 @@ public struct CUDAEngine: Backend {
 
     public func runs(on context: Context) -> Bool { context == .gpu(ordinal) }
 
-    /// The capability table: each op the engine lowers, with the condition it needs.
-    public func support(_ query: SupportQuery) -> Support {
-        let n = query.graphNode
-        if n.isVariable { return .supported }
-        let canonical = OpRegistry.shared.lookup(n.op)?.name ?? n.op
-        guard let rule = Self.capabilities[canonical] else { return .unsupported("the cuda engine has no lowering for \(n.op)") }
-        guard let shapes = query.shapes, let types = query.types, let (_, ctx) = try? query.graph.context(of: query.node) else {
-            return .supported
+    /// Whether the engine can run a node, from its capability table (variables always).
+    public func support(_ query: SupportQuery) -> Support { Self.capabilities.support(query) }
+
+    /// The cuda engine's ONE capability table: the engine core's shared rules for the ops it lowers,
+    /// with what its kernels cannot do refused here.
+    public static let capabilities = EngineCapabilities(engine: "cuda", lowerings: [
+        "Convolution": EngineRules.convolution,
+        "BatchNorm": EngineRules.batchNorm.refusing { f, _ in
+            // An unfolded BatchNorm is a generated scale-shift over (N, C, H, W).
+            guard let d = f.inputShapes?.first, d.rank != 4 else { return nil }
+            return .refuse("data of shape \(d) is not (N, C, H, W)")
+        },
+        "Activation": EngineRules.activation,
+        "relu": EngineRules.activationOp(.relu),
+        "sigmoid": EngineRules.activationOp(.sigmoid),
+        "tanh": EngineRules.activationOp(.tanh),
+        "elemwise_add": EngineRules.add,
+        "Pooling": EngineRules.pooling.refusing { f, kind in
+            // cuDNN pads both sides alike and floors the output size.
+            guard case let .pooling(spec) = kind, let d = f.inputShapes?.first, d.rank == 4,
+                  case let .success(w) = spec.geometry(input: [d[2], d[3]]), w.padBefore != w.padAfter else { return nil }
+            return f.refuse("pooling_convention", "an output size cuDNN's floor rounding does not give")
+        },
+        "FullyConnected": EngineRules.fullyConnected.refusing { f, kind in
+            guard case let .innerProduct(spec) = kind, !spec.flatten, let d = f.inputShapes?.first, d.rank > 2 else { return nil }
+            return f.refuse("flatten", "a dense layer over the last axis of data of rank \(d.rank) is not lowered")
+        },
+        "Flatten": EngineRules.reshape,
+        "Reshape": EngineRules.reshape,
+        "expand_dims": EngineRules.reshape,
+        "_copy": EngineRules.identity,
+        "Dropout": EngineRules.dropout,
+        "softmax": EngineRules.softmax,
+        "SoftmaxOutput": EngineRules.softmaxOutput,
+    ])
+
+    /// The ops in the table (canonical MXNet names).
+    public static var table: CapabilityTable<EngineLowering> { capabilities.table }
+
+    /// What the generated epilogues fuse: a convolution takes a residual (`sum`, first) and one
+    /// activation; a dense layer, an unfolded BatchNorm and an add take one activation.
+    public static let fusion = FusionPolicy { kind, postOps, next in
+        let activations = postOps.filter { if case .eltwise = $0 { return true } else { return false } }.count
+        switch (kind, next) {
+        case (.convolution, .sum): return postOps.isEmpty
+        case (.convolution, .eltwise), (.innerProduct, .eltwise), (.batchNorm, .eltwise), (.add, .eltwise): return activations == 0
+        default: return false
         }
-        let sig = KernelSignature(node: ctx, inputShapes: n.inputs.map { shapes.nodeOutputs[$0.node][$0.index] },
-                                  inputTypes: n.inputs.map { types.nodeOutputs[$0.node][$0.index] },
-                                  outputShapes: shapes.nodeOutputs[query.node], outputTypes: types.nodeOutputs[query.node])
-        if let t = sig.inputTypes.first, t != .float32 { return .unsupported("dtype \(t)") }
-        if let reason = rule(sig, query) { return .unsupported(reason) }
-        return .supported
     }
 
-    typealias Rule = @Sendable (KernelSignature, SupportQuery) -> String?
-
-    /// nil when input k is a constant known at bind, else the reason.
-    static func constant(_ q: SupportQuery, _ k: Int, _ what: String) -> String? {
-        q.isConstant(input: k) ? nil : "its \(what) is not a constant known at bind"
-    }
-
-    static let capabilities: [String: Rule] = [
-        "Convolution": { s, q in
-            if let r = ConvolutionKernel.check(s) { return r }
-            if let r = constant(q, 1, "weight") { return r }
-            if let p = try? ConvolutionParameters(s.attributes), !p.noBias, let r = constant(q, 2, "bias") { return r }
-            return nil
-        },
-        "BatchNorm": { s, q in
-            if let r = BatchNormKernel.check(s) { return r }
-            guard s.inputShapes[0].rank == 4, (try? BatchNormParameters(s.attributes))?.axis == 1 else { return "data other than (N, C, H, W) with axis 1" }
-            for (k, what) in [(1, "gamma"), (2, "beta"), (3, "moving_mean"), (4, "moving_var")] {
-                if let r = constant(q, k, what) { return r }
-            }
-            return nil
-        },
-        "Activation": { s, _ in
-            let t = (try? s.attributes.string("act_type")) ?? ""
-            return EngineActivation(rawValue: t) == nil ? "act_type \(t)" : nil
-        },
-        "relu": { _, _ in nil }, "sigmoid": { _, _ in nil }, "tanh": { _, _ in nil },
-        "elemwise_add": { s, _ in s.inputShapes[0] == s.inputShapes[1] ? nil : "inputs of different shapes" },
-        "Pooling": { s, _ in PoolingKernel.check(s) },
-        "FullyConnected": { s, q in
-            if let r = FullyConnectedKernel.check(s) { return r }
-            guard let p = try? FullyConnectedParameters(s.attributes) else { return "attributes that do not parse" }
-            if !p.flatten && s.inputShapes[0].rank > 2 { return "flatten=False on data of rank \(s.inputShapes[0].rank)" }
-            if let r = constant(q, 1, "weight") { return r }
-            if !p.noBias, let r = constant(q, 2, "bias") { return r }
-            return nil
-        },
-        "Flatten": { _, _ in nil }, "Reshape": { _, _ in nil }, "_copy": { _, _ in nil }, "expand_dims": { _, _ in nil },
-        "Dropout": { _, _ in nil },
-        "softmax": { s, _ in SoftmaxKernel.check(s) },
-        "SoftmaxOutput": { s, _ in SoftmaxKernel.check(s) },
-    ]
+    /// The cuda engine's passes: the engine core's standard pipeline with its fusion policy and the
+    /// fused head (whose kernel applies a ReLU).
+    public static let pipeline = EnginePipeline.standard(policy: fusion, head: [HeadFusion(activations: [.relu])])
 
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
         try compilePlan(graph, shapes: shapes, types: types, constants: constants)
     }
 
+    /// The engine core's optimized IR of a group for this engine: built from the capability table,
+    /// then the pipeline, checked after every pass.
+    public static func optimize(_ graph: Graph, shapes: InferredShapes, types: InferredTypes,
+                                constants: [String: NDArray]) throws -> (ir: EngineIR, passes: [PassRecord]) {
+        var ir = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants, capabilities: capabilities)
+        let passes = try pipeline.run(&ir)
+        return (ir.compacted(), passes)
+    }
+
     /// Compiles and returns the plan with its report.
     public func compilePlan(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> CUDAEngineGroup {
+        let started = ContinuousClock().now
         let device = try CUDA.shared.device(ordinal)
-        let group = CUDAEngineGroup(plan: try CUDAEnginePlan(graph: graph, shapes: shapes, types: types, constants: constants, device: device,
+        let (ir, passes) = try Self.optimize(graph, shapes: shapes, types: types, constants: constants)
+        let group = CUDAEngineGroup(plan: try CUDAEnginePlan(ir: ir, passes: passes, device: device,
                                                              precision: precision, captureGraph: capturesGraphs,
                                                              fusedConvolutions: fusesConvolutions, timesAlgorithms: timesAlgorithms,
-                                                             profiles: profiles, tunesFusedConvolutions: tunesFusedConvolutions))
+                                                             profiles: profiles, tunesFusedConvolutions: tunesFusedConvolutions,
+                                                             started: started))
         Self.log.append(group.report)
         return group
     }

@@ -15,10 +15,11 @@
 //   host:   fill 0, launch 0 │ fill 1, launch 1 │ fill 2, launch 2 │ wait 0, fill 0 ...
 //   device:                  │ forward 0        │ forward 1        │ forward 2 ...
 //
-// The arena's offsets come from a greedy first-fit over value lifetimes: two values share bytes
-// only when one is dead before the other is written.
+// The arena's offsets come from the engine core's memory planner over the steps' value lifetimes:
+// two values share bytes only when one is dead before the other is written.
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 
@@ -43,6 +44,8 @@ public struct CUDAEngineReport: Sendable, CustomStringConvertible {
     public var graphCaptured: Bool
     public var compileSeconds: Double
     public var notes: [String]
+    /// What each of the engine core's passes did.
+    public var passes: [PassRecord] = []
     /// The device time per launch, when the engine profiles (`KILN_ENGINE_CUDA_PROFILE=1`).
     public var profile: [String] = []
 
@@ -50,6 +53,7 @@ public struct CUDAEngineReport: Sendable, CustomStringConvertible {
         var s = "cuda engine group: \(precision) \(layout), \(steps) steps (\(fusedNodes) nodes fused in, \(fusedConvolutions) convolutions as one cuDNN call), \(launches) launches per forward"
         s += graphCaptured ? " in one CUDA graph" : " (no CUDA graph)"
         s += "; arena \(arenaBytes) bytes (intermediates \(intermediateBytes)), weights \(weightBytes), workspace \(workspaceBytes); compiled in \(String(format: "%.3f", compileSeconds)) s"
+        for p in passes where p.rewrites > 0 { s += "\n  pass \(p)" }
         for n in notes { s += "\n  note: \(n)" }
         for line in profile { s += "\n  \(line)" }
         return s
@@ -58,7 +62,7 @@ public struct CUDAEngineReport: Sendable, CustomStringConvertible {
 
 final class CUDAEnginePlan: CompiledGraph {
     let device: CUDADevice
-    let engineGraph: EngineGraph
+    let engineGraph: CUDASteps
     let storage: StorageType
     let channelsLast: Bool
     private(set) var report: CUDAEngineReport
@@ -102,13 +106,14 @@ final class CUDAEnginePlan: CompiledGraph {
     /// kept (else the first that runs, in cuDNN's ranking).
     let tunesFusedConvolutions: Bool
 
-    init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray], device: CUDADevice,
+    /// Lowers an optimized IR (the engine core's pipeline has run on it) onto `device`.
+    init(ir: EngineIR, passes: [PassRecord], device: CUDADevice,
          precision: CUDAEngine.Precision, captureGraph: Bool, fusedConvolutions: Bool = true, timesAlgorithms: Bool = false,
-         profiles: Bool = false, tunesFusedConvolutions: Bool = false) throws {
+         profiles: Bool = false, tunesFusedConvolutions: Bool = false, started: ContinuousClock.Instant? = nil) throws {
         self.fusedConvolutions = fusedConvolutions
         self.tunesFusedConvolutions = tunesFusedConvolutions
         self.timesAlgorithms = timesAlgorithms
-        let clock = ContinuousClock(), start = clock.now
+        let clock = ContinuousClock(), start = started ?? clock.now
         self.device = device
         try device.makeCurrent()
         switch precision {
@@ -117,45 +122,27 @@ final class CUDAEnginePlan: CompiledGraph {
         case .bf16: storage = .bf16
         }
         channelsLast = storage != .f32
-        for (i, n) in graph.nodes.enumerated() where n.isVariable && constants[n.name] == nil {
-            guard types.nodeOutputs[i][0] == .float32 else {
-                throw CUDAError.unsupported(node: n.name, op: "variable", reason: "dtype \(types.nodeOutputs[i][0]); the engine takes float32 inputs")
-            }
-        }
-        engineGraph = try EngineGraph(graph: graph, shapes: shapes, constants: constants, channelsLast: channelsLast)
+        engineGraph = try CUDASteps(ir, channelsLast: channelsLast)
         let g = engineGraph
 
         // Lifetimes of base values, in steps: inputs are written at -1 (border conversion), outputs live to the end.
         var first: [Int: Int] = [:], last: [Int: Int] = [:]
         func use(_ v: Int, _ t: Int) { let b = g.base(v); first[b] = min(first[b] ?? t, t); last[b] = max(last[b] ?? t, t) }
         for (_, v) in g.inputs { use(v, -1) }
-        for (t, s) in g.steps.enumerated() { for v in Self.reads(s) + [Self.writes(s)] { use(v, t) } }
+        for (t, s) in g.steps.enumerated() { for v in s.reads + [s.writes] { use(v, t) } }
         for v in g.outputs { use(v, g.steps.count) }
-        let alignment = 256
-        var placed: [(offset: Int, size: Int, from: Int, to: Int)] = []
-        var intermediates = 0
-        var offsets: [Int: Int] = [:]
-        let elementBytes = storage.byteSize
-        let order = first.keys.sorted { (g.values[$0].shape.elementCount, $1) > (g.values[$1].shape.elementCount, $0) }
-        for v in order {
-            let size = (g.values[v].shape.elementCount * elementBytes + alignment - 1) / alignment * alignment
-            intermediates += size
-            let from = first[v] ?? -1, to = last[v] ?? g.steps.count
-            var offset = 0
-            for p in placed.filter({ !($0.to < from || to < $0.from) }).sorted(by: { $0.offset < $1.offset }) {
-                if offset + size <= p.offset { break }
-                offset = max(offset, p.offset + p.size)
-            }
-            placed.append((offset, size, from, to))
-            offsets[v] = offset
-        }
-        let arenaBytes = placed.map { $0.offset + $0.size }.max() ?? 0
-        arena = arenaBytes > 0 ? try device.pool.allocate(arenaBytes) : nil
-        if let arena { for (v, o) in offsets { address[v] = arena.pointer + o } }
+        // 256 bytes: the alignment cuDNN and cuBLAS prefer for their operands.
+        let elementBytes = storage.byteSize, end = g.steps.count
+        let plan = MemoryPlanner.plan(first.keys.sorted().map { v in
+            Lifetime(id: v, bytes: g.values[v].shape.elementCount * elementBytes, first: first[v] ?? -1, last: last[v] ?? end)
+        }, alignment: 256)
+        arena = plan.arenaBytes > 0 ? try device.pool.allocate(plan.arenaBytes) : nil
+        if let arena { for (v, o) in plan.offsets { address[v] = arena.pointer + o } }
 
         report = CUDAEngineReport(precision: precision.rawValue, layout: channelsLast ? "NHWC" : "NCHW", steps: g.steps.count, launches: 0,
-                                  fusedNodes: g.fused.count, arenaBytes: arenaBytes, intermediateBytes: intermediates, weightBytes: 0,
-                                  workspaceBytes: 0, graphCaptured: false, compileSeconds: 0, notes: [])
+                                  fusedNodes: ir.ops.reduce(0) { $0 + $1.fused.count }, arenaBytes: plan.arenaBytes,
+                                  intermediateBytes: plan.totalBytes, weightBytes: 0,
+                                  workspaceBytes: 0, graphCaptured: false, compileSeconds: 0, notes: [], passes: passes)
         try lower(g)
         for _ in 0..<Self.slotCount {
             let slot = Slot()
@@ -194,23 +181,6 @@ final class CUDAEnginePlan: CompiledGraph {
             if slot.event != nil { _ = device.runtime.eventDestroy(slot.event) }
         }
         for p in pinnedBlocks { _ = device.runtime.freeHost(p) }
-    }
-
-    static func reads(_ s: EngineStep) -> [Int] {
-        switch s {
-        case let .convolution(x, _, _, _, _, r, _): return [x] + (r.map { [$0] } ?? [])
-        case let .affine(x, _, _, _, _), let .pooling(x, _, _), let .fullyConnected(x, _, _, _, _), let .softmax(x, _, _), let .reorderToNCHW(x, _):
-            return [x]
-        case let .pointwise(ins, _, _): return ins
-        }
-    }
-
-    static func writes(_ s: EngineStep) -> Int {
-        switch s {
-        case let .convolution(_, y, _, _, _, _, _), let .affine(_, y, _, _, _), let .pointwise(_, y, _), let .pooling(_, y, _),
-             let .fullyConnected(_, y, _, _, _), let .softmax(_, y, _), let .reorderToNCHW(_, y):
-            return y
-        }
     }
 
     private func pointer(_ v: Int) -> UnsafeMutableRawPointer { address[engineGraph.base(v)]! }
@@ -255,7 +225,7 @@ final class CUDAEnginePlan: CompiledGraph {
     }
 
     /// Lowers every step (and the border conversions) to launches.
-    private func lower(_ g: EngineGraph) throws {
+    private func lower(_ g: CUDASteps) throws {
         var count = 0
         let cudnn = device.cudnn, handle = device.cudnnHandle
         let mathType = storage == .f32 ? CUDNNAPI.fmaMath : CUDNNAPI.tensorOpMath
@@ -287,15 +257,11 @@ final class CUDAEnginePlan: CompiledGraph {
             }
         }
         var workspaceNeed = 0
-        // Steps absorbed into the one before them (a dense layer into the global pooling before it).
-        var absorbed = Set<Int>()
-        for (k, step) in g.steps.enumerated() where !absorbed.contains(k) {
-            if let head = try headFusion(g, at: k) {
-                absorbed.insert(k + 1)
-                count += head
-                continue
-            }
+        for step in g.steps {
             switch step {
+            case let .head(xv, zv, weight, bias, relu):
+                try head(g, x: xv, y: zv, weight: weight, bias: bias, relu: relu)
+                count += 1
             case let .convolution(xv, yv, weight, bias, p, residual, activation):
                 guard p.kernel.count == 2 else { throw CUDAError.unsupported(node: "", op: "Convolution", reason: "a \(p.kernel.count)-d kernel") }
                 let xs = g.values[xv].shape, ys = g.values[yv].shape
@@ -305,13 +271,14 @@ final class CUDAEnginePlan: CompiledGraph {
                 let wb = try upload(floats(w), as: storage)
                 let f = try FilterDescriptor(cudnn, dims: weight.shape.dims, dataType: storage.cudnn,
                                              format: channelsLast ? CUDNNAPI.formatNHWC : CUDNNAPI.formatNCHW)
-                let c = try ConvolutionDescriptor(cudnn, p, mathType: mathType)
+                let c = try ConvolutionDescriptor(cudnn, pad: p.pad, stride: p.stride, dilate: p.dilate, groups: p.groups, mathType: mathType)
                 keep.append(f)
                 keep.append(c)
                 let xp = pointer(xv), yp = pointer(yv)
-                if activation == nil || activation == .relu,
+                let relu = activation == EltwiseSpec(algorithm: .relu)
+                if activation == nil || relu,
                    let fused = try fusedConvolution(x: x, y: y, filter: f, weights: wb, convolution: c, bias: bias, residual: residual.map { pointer($0) },
-                                                    relu: activation == .relu, xp: xp, yp: yp, shape: ys) {
+                                                    relu: relu, xp: xp, yp: yp, shape: ys) {
                     workspaceNeed = max(workspaceNeed, fused.workspace)
                     add("convolution fused \(ys.dims)", fused.launch)
                     count += 1
@@ -359,11 +326,11 @@ final class CUDAEnginePlan: CompiledGraph {
                 count += 1
             case let .pooling(xv, yv, p):
                 let xs = g.values[xv].shape
-                guard xs.rank == 4, case let .success(w) = p.window(input: [xs[2], xs[3]]) else {
-                    throw CUDAError.unsupported(node: "", op: "Pooling", reason: "a window that does not fit")
+                guard xs.rank == 4, case let .success(w) = p.geometry(input: [xs[2], xs[3]]), w.padBefore == w.padAfter else {
+                    throw CUDAError.unsupported(node: "", op: "Pooling", reason: "a window that does not fit cuDNN's symmetric padding")
                 }
                 let x = try descriptor(xs), y = try descriptor(g.values[yv].shape)
-                let pooling = try PoolingDescriptor(cudnn, p, window: w)
+                let pooling = try PoolingDescriptor(cudnn, mode: Self.cudnnMode(p.algorithm), kernel: w.kernel, pad: w.padBefore, stride: w.stride)
                 keep.append(pooling)
                 let d = pooling.handle
                 let xp = pointer(xv), yp = pointer(yv), xd = x.handle, yd = y.handle
@@ -450,32 +417,20 @@ final class CUDAEnginePlan: CompiledGraph {
         report.launches = count
     }
 
-    /// Global average pooling at step `k` followed by the dense layer that alone reads it (a ResNet's
-    /// head) as one generated kernel; returns the launches it adds, or nil when the pattern is not there.
-    /// The dense layer's output must be a group output read by no later step: the kernel writes it as
-    /// float into its own staging buffer, which the output copy reads (no conversion launch). Its
-    /// arena slot is not used, as the memory plan lets that slot share bytes with the pooling's input,
+    /// Global average pooling and the dense layer after it as one generated kernel (the engine core's
+    /// fused head: its output is a group output nothing else reads). The kernel writes float into its
+    /// own staging buffer, which the output copy reads (no conversion launch). The output's arena
+    /// slot is not used, as the memory plan lets that slot share bytes with the pooling's input,
     /// which the kernel is still reading.
-    private func headFusion(_ g: EngineGraph, at k: Int) throws -> Int? {
-        guard k + 1 < g.steps.count, case let .pooling(xv, yv, p) = g.steps[k], p.poolType == .avg,
-              case let .fullyConnected(fx, zv, weight, bias, activation) = g.steps[k + 1], activation == nil || activation == .relu,
-              g.base(fx) == g.base(yv) else { return nil }
+    private func head(_ g: CUDASteps, x xv: Int, y zv: Int, weight: NDArray, bias: [Float]?, relu: Bool) throws {
         let xs = g.values[xv].shape
-        guard xs.rank == 4, p.globalPool || (p.kernel == [xs[2], xs[3]] && p.pad.allSatisfy { $0 == 0 }) else { return nil }
         let channels = xs[1], hw = xs[2] * xs[3], hidden = weight.shape[0]
-        guard weight.elementCount == hidden * channels, hidden > 0 else { return nil }
-        // The pooled value must be read by the dense layer alone and not leave the group.
-        let pooled = g.base(yv)
-        let readers = g.steps.indices.filter { Self.reads(g.steps[$0]).contains { g.base($0) == pooled } }
-        guard readers == [k + 1], !g.outputs.contains(where: { g.base($0) == pooled }) else { return nil }
         let z = g.base(zv)
-        let laterReaders = g.steps.indices.filter { $0 > k + 1 && Self.reads(g.steps[$0]).contains { g.base($0) == z } }
-        guard laterReaders.isEmpty, g.outputs.contains(where: { g.base($0) == z }) else { return nil }
         let staging = try device.pool.allocate(g.values[zv].shape.elementCount * 4)
         keep.append(staging)
         let target = staging.pointer
         floatOutputs[z] = target
-        let f = try generated(GeneratedKernels.head(storage, channelsLast: channelsLast, relu: activation == .relu, output: .f32))
+        let f = try generated(GeneratedKernels.head(storage, channelsLast: channelsLast, relu: relu, output: .f32))
         let wb = try upload(floats(weight), as: storage)
         let bb = try bias.map { try upload($0, as: .f32) }
         let x = pointer(xv), batch = UInt32(xs[0])
@@ -485,7 +440,15 @@ final class CUDAEnginePlan: CompiledGraph {
                               arguments: [.pointer(x), .pointer(wb.pointer), .pointer(bb?.pointer), .pointer(target),
                                           .int32(Int32(channels)), .int32(Int32(hw)), .int32(Int32(hidden))])
         }
-        return 1
+    }
+
+    /// cuDNN's pooling mode for a pooling algorithm.
+    static func cudnnMode(_ a: PoolingSpec.Algorithm) -> Int32 {
+        switch a {
+        case .max: return CUDNNAPI.poolingMax
+        case .avgIncludePad: return CUDNNAPI.poolingAverageIncludePad
+        case .avgExcludePad: return CUDNNAPI.poolingAverageExcludePad
+        }
     }
 
     /// Convolution, bias, residual and ReLU (or identity) as one cudnnConvolutionBiasActivationForward,

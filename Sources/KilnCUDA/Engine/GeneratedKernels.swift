@@ -5,6 +5,7 @@
 //   epilogue(conv out y, bias, residual r):  y[i] = relu(y[i] + bias[c(i)] + r[i])
 //   c(i) = i % C (NHWC, and rows of a matrix)   or   (i / HW) % C (NCHW)
 import Foundation
+import KilnEngineCore
 
 /// The element type inside a group.
 enum StorageType: String, Sendable {
@@ -63,15 +64,15 @@ enum GeneratedKernels {
     /// y[i] = act(x[i] * scale[c] + shift[c] + r[i]): every part optional. Parameters:
     /// (const T* x, T* y, const float* scale, const float* shift, const T* r, long long n, int C, int HW).
     static func epilogue(_ t: StorageType, channelsLast: Bool, scale: Bool, shift: Bool, residual: Bool,
-                         activation: EngineActivation?) -> (name: String, source: String) {
-        let name = "kiln_epilogue_\(t.rawValue)_\(channelsLast ? "nhwc" : "nchw")_\(scale ? "s" : "")\(shift ? "b" : "")\(residual ? "r" : "")_\(activation?.rawValue ?? "none")"
+                         activation: EltwiseSpec?) -> (name: String, source: String) {
+        let name = "kiln_epilogue_\(t.rawValue)_\(channelsLast ? "nhwc" : "nchw")_\(scale ? "s" : "")\(shift ? "b" : "")\(residual ? "r" : "")_\(activation?.kernelName ?? "none")"
         var body = "float v = \(load(t, "x", "i"));\n"
         let channel = channelsLast ? "(int)(i % C)" : "(int)((i / HW) % C)"
         if scale || shift { body += "    int c = \(channel);\n" }
         if scale { body += "    v *= scale[c];\n" }
         if shift { body += "    v += shift[c];\n" }
         if residual { body += "    v += \(load(t, "r", "i"));\n" }
-        if let activation { body += "    v = \(activation.expression);\n" }
+        if let activation { body += "    v = \(activation.cudaExpression);\n" }
         body += "    " + store(t, "y", "i", "v")
         let source = prelude + """
             extern "C" __global__ void \(name)(const \(t.cType)* __restrict__ x, \(t.cType)* __restrict__ y, const float* __restrict__ scale,
@@ -125,10 +126,10 @@ enum GeneratedKernels {
         """)
     }
 
-    static func pointwise(_ t: StorageType, binary: Bool, activation: EngineActivation?) -> (name: String, source: String) {
-        let name = "kiln_pointwise_\(t.rawValue)_\(binary ? "add" : "id")_\(activation?.rawValue ?? "none")"
+    static func pointwise(_ t: StorageType, binary: Bool, activation: EltwiseSpec?) -> (name: String, source: String) {
+        let name = "kiln_pointwise_\(t.rawValue)_\(binary ? "add" : "id")_\(activation?.kernelName ?? "none")"
         var body = "float v = \(load(t, "a", "i"))\(binary ? " + " + load(t, "b", "i") : "");\n"
-        if let activation { body += "    v = \(activation.expression);\n" }
+        if let activation { body += "    v = \(activation.cudaExpression);\n" }
         body += "    " + store(t, "y", "i", "v")
         let source = prelude + """
             extern "C" __global__ void \(name)(const \(t.cType)* __restrict__ a, const \(t.cType)* __restrict__ b, \(t.cType)* __restrict__ y, long long n) {
@@ -169,4 +170,23 @@ enum GeneratedKernels {
             """
         return (name, source)
     }
+}
+
+extension EltwiseSpec {
+    /// The expression in `v` (float) that generated kernels apply, its parameter as an exact literal.
+    var cudaExpression: String {
+        let a = ScalarKernel.literal(Double(alpha))
+        switch algorithm {
+        case .relu: return alpha == 0 ? "fmaxf(v, 0.f)" : "(v > 0.f ? v : \(a) * v)"
+        case .logistic: return "1.f / (1.f + expf(-v))"
+        case .tanh: return "tanhf(v)"
+        case .softRelu: return "(v > 20.f ? v : log1pf(expf(v)))"
+        case .softSign: return "v / (1.f + fabsf(v))"
+        case .elu: return "(v > 0.f ? v : \(a) * (expf(v) - 1.f))"
+        case .geluErf: return "(0.5f * v * (1.f + erff(v * 0.70710678118654752f)))"
+        }
+    }
+
+    /// A C identifier naming the function and its parameter, for kernel names.
+    var kernelName: String { alpha == 0 ? algorithm.rawValue : "\(algorithm.rawValue)_\(alpha.bitPattern)" }
 }

@@ -24,16 +24,21 @@ final class ConvolutionDescriptor {
     let handle: Ptr
     let cudnn: CUDNNAPI
 
-    init(_ cudnn: CUDNNAPI, _ p: ConvolutionParameters, mathType: Int32) throws {
+    /// A descriptor for 2-d padding, strides and dilations (MXNet's: 1 means none) and a group count.
+    init(_ cudnn: CUDNNAPI, pad: [Int], stride: [Int], dilate: [Int], groups: Int, mathType: Int32) throws {
         self.cudnn = cudnn
         var h: Ptr = nil
         try cudnn.check(cudnn.createConvolutionDescriptor(&h), "cudnnCreateConvolutionDescriptor")
         handle = h
-        try cudnn.check(cudnn.setConvolution2dDescriptor(h, Int32(p.pad[0]), Int32(p.pad[1]), Int32(p.stride[0]), Int32(p.stride[1]),
-                                                         Int32(p.dilate[0]), Int32(p.dilate[1]), CUDNNAPI.crossCorrelation, CUDNNAPI.dataFloat),
+        try cudnn.check(cudnn.setConvolution2dDescriptor(h, Int32(pad[0]), Int32(pad[1]), Int32(stride[0]), Int32(stride[1]),
+                                                         Int32(dilate[0]), Int32(dilate[1]), CUDNNAPI.crossCorrelation, CUDNNAPI.dataFloat),
                         "cudnnSetConvolution2dDescriptor")
-        try cudnn.check(cudnn.setConvolutionGroupCount(h, Int32(p.numGroup)), "cudnnSetConvolutionGroupCount")
+        try cudnn.check(cudnn.setConvolutionGroupCount(h, Int32(groups)), "cudnnSetConvolutionGroupCount")
         try cudnn.check(cudnn.setConvolutionMathType(h, mathType), "cudnnSetConvolutionMathType")
+    }
+
+    convenience init(_ cudnn: CUDNNAPI, _ p: ConvolutionParameters, mathType: Int32) throws {
+        try self.init(cudnn, pad: p.pad, stride: p.stride, dilate: p.dilate, groups: p.numGroup, mathType: mathType)
     }
 
     deinit { _ = cudnn.destroyConvolutionDescriptor(handle) }
@@ -44,16 +49,21 @@ final class PoolingDescriptor {
     let handle: Ptr
     let cudnn: CUDNNAPI
 
-    init(_ cudnn: CUDNNAPI, _ p: PoolingParameters, window w: PoolingParameters.Window) throws {
+    /// A 2-d window with symmetric padding; `mode` is cuDNN's (max, average with or without the padding).
+    init(_ cudnn: CUDNNAPI, mode: Int32, kernel: [Int], pad: [Int], stride: [Int]) throws {
         self.cudnn = cudnn
-        let mode = p.poolType == .max ? CUDNNAPI.poolingMax
-            : (p.countIncludePad ? CUDNNAPI.poolingAverageIncludePad : CUDNNAPI.poolingAverageExcludePad)
         var h: Ptr = nil
         try cudnn.check(cudnn.createPoolingDescriptor(&h), "cudnnCreatePoolingDescriptor")
         handle = h
-        try cudnn.check(cudnn.setPooling2dDescriptor(h, mode, CUDNNAPI.notPropagateNaN, Int32(w.kernel[0]), Int32(w.kernel[1]),
-                                                     Int32(w.pad[0]), Int32(w.pad[1]), Int32(w.stride[0]), Int32(w.stride[1])),
+        try cudnn.check(cudnn.setPooling2dDescriptor(h, mode, CUDNNAPI.notPropagateNaN, Int32(kernel[0]), Int32(kernel[1]),
+                                                     Int32(pad[0]), Int32(pad[1]), Int32(stride[0]), Int32(stride[1])),
                         "cudnnSetPooling2dDescriptor")
+    }
+
+    convenience init(_ cudnn: CUDNNAPI, _ p: PoolingParameters, window w: PoolingParameters.Window) throws {
+        let mode = p.poolType == .max ? CUDNNAPI.poolingMax
+            : (p.countIncludePad ? CUDNNAPI.poolingAverageIncludePad : CUDNNAPI.poolingAverageExcludePad)
+        try self.init(cudnn, mode: mode, kernel: w.kernel, pad: w.pad, stride: w.stride)
     }
 
     deinit { _ = cudnn.destroyPoolingDescriptor(handle) }

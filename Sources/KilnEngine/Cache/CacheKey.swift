@@ -1,108 +1,38 @@
 import CDNNL
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
-import Synchronization
 
-// The engine cache's key: SHA-256 of everything that decides what a compiled plan holds.
+// The cpu engine's cache key: the engine core's graph key (KilnEngineCore's EngineCacheKey) with the
+// lines that decide which oneDNN code a plan holds.
 //
 // ```
-// key = SHA-256( format version
-//                | Hash128 of the graph: each node's op, name, sorted attributes and inputs, each
-//                  variable's shape and dtype and, for a constant, the Hash128 of its bytes; the heads
-//                | compile options | CPU features | oneDNN version )
+// key = EngineCacheKey( graph, shapes, dtypes, weights | options | CPU features | oneDNN version
+//                       | threads (when convolutions are timed) | int8 ranges )
 // ```
-//
-// Weights are part of the key because the plan stores them folded: the same graph with other
-// weights must not load a plan made for the old ones. They enter through their fast 128-bit
-// digests (Hash128.swift), so keying a ResNet costs about a millisecond.
 
 enum CacheKey {
-    /// The key of a group compiled with these shapes, types, constants and options, as 32 bytes.
+    /// The key of a group compiled with these shapes, types, constants and options, as 32 bytes: the
+    /// engine core's graph key with the cpu engine's lines (options, CPU, oneDNN, threads, numerics).
     static func compute(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray],
                         options: EngineOptions, numerics: String = "") -> [UInt8] {
-        // The graph's description as bytes: integers as 8 little-endian bytes, strings as their length
-        // and UTF-8, so no two descriptions run together. Hashed with Hash128; the key is SHA-256 over
-        // that digest and the rest.
-        var text: [UInt8] = []
-        text.reserveCapacity(graph.nodes.count * 200)
-        func put(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { text.append(contentsOf: $0) } }
-        func put(_ s: String) {
-            put(s.utf8.count)
-            text.append(contentsOf: s.utf8)
-        }
-        for (i, n) in graph.nodes.enumerated() {
-            put(n.op)
-            put(n.name)
-            put(n.attributes.values.count)
-            for k in n.attributes.values.keys.sorted() {
-                put(k)
-                put(n.attributes.values[k] ?? "")
-            }
-            put(n.inputs.count)
-            for e in n.inputs {
-                put(e.node)
-                put(e.index)
-            }
-            guard n.isVariable else { continue }
-            let shape = shapes.nodeOutputs[i][0]
-            put(shape.rank)
-            for d in shape.dims { put(d) }
-            put(Int(types.nodeOutputs[i][0].rawValue))
-            if let c = constants[n.name] {
-                put(c.shape.rank)
-                for d in c.shape.dims { put(d) }
-                put(Int(c.dtype.rawValue))
-                text.append(contentsOf: WeightDigests.shared.digest(of: c, name: n.name))
-            } else {
-                put(-1)
-            }
-        }
-        put(graph.heads.count)
-        for e in graph.heads {
-            put(e.node)
-            put(e.index)
-        }
-        var h = SHA256()
-        h.update("kiln-engine-plan format \(PlanFile.formatVersion)\ngraph ")
-        h.update(text.withUnsafeBytes { Hash128.hash($0) })
-        h.update("\noptions \(options.compiledForm)\ncpu \(cpuFeatures)\nonednn \(oneDNNVersion)\n")
+        var lines = ["options \(options.compiledForm)", "cpu \(cpuFeatures)", "onednn \(oneDNNVersion)"]
         // Algorithms chosen by timing depend on how many threads share the work.
-        if options.tune && options.precision == .fp32 { h.update("threads \(threadCount)\n") }
-        if !numerics.isEmpty { h.update("numerics \(numerics)\n") }
-        return h.digest
+        if options.tune && options.precision == .fp32 { lines.append("threads \(threadCount)") }
+        if !numerics.isEmpty { lines.append("numerics \(numerics)") }
+        return EngineCacheKey.compute(graph: graph, shapes: shapes, types: types, constants: constants,
+                                      formatVersion: Int(PlanFile.formatVersion), engineLines: lines)
     }
 
-    /// Digests of weight arrays, remembered per variable name with the array itself. An array that
-    /// shares its buffer with the remembered one has the same bytes (arrays are copy-on-write, and the
-    /// reference held here makes any later write copy first), so binding the same weights again
-    /// does not hash them again.
-    final class WeightDigests: Sendable {
-        static let shared = WeightDigests()
-        private let remembered = Mutex<[String: (array: NDArray, digest: [UInt8])]>([:])
-
-        func digest(of array: NDArray, name: String) -> [UInt8] {
-            if let hit = remembered.withLock({ $0[name] }), hit.array.sharesStorage(with: array), hit.array.shape == array.shape,
-               hit.array.dtype == array.dtype {
-                return hit.digest
-            }
-            let digest = array.withUnsafeBytes { Hash128.hash($0) }
-            remembered.withLock { d in
-                if d.count > 4096 { d.removeAll() }
-                d[name] = (array, digest)
-            }
-            return digest
-        }
-    }
-
-    /// What decides which kernels oneDNN generates on this machine: the ISA it dispatches to, and the
-    /// processor's model and cpuid flags as Linux reports them.
     /// The threads oneDNN's OpenMP runtime uses: OMP_NUM_THREADS when set, else every core.
     static var threadCount: Int {
         ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0.split(separator: ",").first ?? "") }
             ?? ProcessInfo.processInfo.activeProcessorCount
     }
 
+    /// What decides which kernels oneDNN generates on this machine: the ISA it dispatches to, and the
+    /// processor's model and cpuid flags as Linux reports them.
     static let cpuFeatures: String = {
         var parts = ["isa=\(dnnl_get_effective_cpu_isa().rawValue)"]
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 
 // The engine cache on disk: one file per compiled group, named by its key, in the cache directory.
 //

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 
 // The engine cache's file: the optimized IR (after all passes, weights folded) and its constants.
@@ -173,7 +174,7 @@ enum PlanFile {
                                    postOps: o.postOps, fused: o.fused))
         }
         let ir = EngineIR(values: values, ops: ops, outputs: s.outputs)
-        do { try ir.check(after: "cache load") } catch { throw Refusal(reason: "its IR is invalid (\(error))") }
+        do { try ir.check(after: "cache load", policy: CPUCapabilities.fusion) } catch { throw Refusal(reason: "its IR is invalid (\(error))") }
         return ir
     }
 }

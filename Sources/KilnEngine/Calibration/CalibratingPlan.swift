@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 
 /// The activation ranges int8 lowering quantizes with, collected by a ``Calibrator`` over a few

@@ -1,4 +1,5 @@
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 

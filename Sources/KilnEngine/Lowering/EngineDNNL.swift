@@ -1,5 +1,6 @@
 import CDNNL
 import KilnCore
+import KilnEngineCore
 import KilnRuntime
 
 // Small oneDNN helpers the lowering shares: status checks that throw EngineError, memory
@@ -74,7 +75,7 @@ enum EngineDNNL {
                     switch p {
                     case .sum: try check(dnnl_post_ops_append_sum_v2(ops, scaling.sum, scaling.sumType), "dnnl_post_ops_append_sum", node: node)
                     case let .eltwise(e):
-                        try check(dnnl_post_ops_append_eltwise(ops, i == lastEltwise ? scaling.lastEltwise : 1, e.algorithm.dnnl, e.alpha, e.beta),
+                        try check(dnnl_post_ops_append_eltwise(ops, i == lastEltwise ? scaling.lastEltwise : 1, try e.algorithm.dnnl(node: node), e.alpha, e.beta),
                                   "dnnl_post_ops_append_eltwise(\(e.algorithm.rawValue))", node: node)
                     }
                 }
@@ -165,4 +166,25 @@ enum EngineDNNL {
 
     /// `dims` as the int64 array oneDNN's descriptor initializers read.
     static func int64s(_ v: [Int]) -> [Int64] { v.map { Int64($0) } }
+}
+
+extension EltwiseSpec.Algorithm {
+    /// oneDNN's eltwise algorithm; nil for a function oneDNN 2.6 lacks (the capability table refuses it).
+    var dnnl: dnnl_alg_kind_t? {
+        switch self {
+        case .relu: return dnnl_eltwise_relu
+        case .tanh: return dnnl_eltwise_tanh
+        case .logistic: return dnnl_eltwise_logistic
+        case .softRelu: return dnnl_eltwise_soft_relu
+        case .elu: return dnnl_eltwise_elu
+        case .geluErf: return dnnl_eltwise_gelu_erf
+        case .softSign: return nil
+        }
+    }
+
+    /// oneDNN's eltwise algorithm, or an error naming the node for a function it lacks.
+    func dnnl(node: String) throws -> dnnl_alg_kind_t {
+        guard let a = dnnl else { throw EngineError.unsupportedNode(node: node, op: rawValue, reason: "oneDNN has no eltwise \(rawValue)") }
+        return a
+    }
 }

@@ -1,6 +1,7 @@
 import CDNNL
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 
@@ -391,8 +392,9 @@ final class Lowerer {
             try batchNorm(op, spec, node: node)
         case let .eltwise(spec):
             var md = floatView(buffers[try buffer(for: op.inputs[0])].desc)
+            let algorithm = try spec.algorithm.dnnl(node: op.name)
             let p = try EngineDNNL.primitive(dnnl_eltwise_desc_t(), node: node, what: "eltwise") { d in
-                dnnl_eltwise_forward_desc_init(d, dnnl_forward_inference, spec.algorithm.dnnl, &md, spec.alpha, spec.beta)
+                dnnl_eltwise_forward_desc_init(d, dnnl_forward_inference, algorithm, &md, spec.alpha, spec.beta)
             }
             let src = try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))
             let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
@@ -424,6 +426,10 @@ final class Lowerer {
             try addStep(p, [(DNNLArg.src, src), (DNNLArg.dst, dst)], label: node, role: .compute, kind: op.lowering.summary)
         case .identity:
             valueBuffer[op.output] = try buffer(for: op.inputs[0])
+        case .averagePoolingDense:
+            // The cpu engine's pipeline has no fused head (oneDNN runs pooling and the inner product
+            // back to back at the same speed); a cached IR that holds one is rebuilt.
+            throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "the cpu engine does not lower a fused pooling head")
         }
     }
 

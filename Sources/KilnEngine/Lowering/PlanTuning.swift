@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnEngineCore
 import KilnRuntime
 
 // Choosing convolution algorithms by timing whole plans. Per-op timing (ConvolutionChoice.swift)

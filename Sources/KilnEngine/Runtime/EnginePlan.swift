@@ -1,5 +1,6 @@
 import CDNNL
 import KilnCore
+import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 

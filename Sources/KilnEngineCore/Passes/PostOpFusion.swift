@@ -1,14 +1,15 @@
 import KilnCore
 import KilnGraph
 
-// Post-op fusion: elementwise work after a conv or FC runs inside its primitive as oneDNN post-ops,
-// while the result is still in registers, instead of as separate passes over memory.
+// Post-op fusion: elementwise work after an op runs inside that op's kernel (oneDNN post-ops, the
+// cuda engine's epilogues), while the result is still in registers, instead of as separate passes
+// over memory. Which ops take which post-ops is the engine's FusionPolicy; the decisions are here.
 //
-// - an op lowered as `eltwise` (Activation, LeakyReLU) whose input a conv or FC alone reads becomes an
-//   `eltwise` post-op;
-// - an `add` one of whose operands a conv or FC without post-ops alone reads becomes a `sum` post-op:
-//   the conv's destination starts as the other operand and the conv adds onto it. The fused op
-//   moves to the add's place, where both operands exist.
+// - an op lowered as `eltwise` (Activation, LeakyReLU) whose input an op alone reads becomes an
+//   `eltwise` post-op of that op, when the policy accepts it;
+// - an `add` one of whose operands an op without post-ops alone reads becomes a `sum` post-op:
+//   the op's destination starts as the other operand and the op adds onto it. The fused op moves
+//   to the add's place, where both operands exist.
 //
 // ```
 // before:  x ──> conv1 ──> add ──> relu ──> y          after:  x ──> conv1 [sum(s), eltwise(relu)] ──> y
@@ -18,9 +19,12 @@ import KilnGraph
 // The conv's bias is already fused (its bias input); BatchNorm folding runs first, so ResNet's
 // conv-bn-add-relu becomes one primitive.
 
-/// Fuses eltwise ops and residual adds into the conv or FC before them.
+/// Fuses eltwise ops and residual adds into the op before them, as the engine's policy allows.
 public struct PostOpFusion: EnginePass {
-    public init() {}
+    /// Which ops take which post-ops.
+    public let policy: FusionPolicy
+
+    public init(policy: FusionPolicy) { self.policy = policy }
     public var name: String { "post-op fusion" }
 
     public func apply(to ir: inout EngineIR) throws -> Int {
@@ -30,7 +34,7 @@ public struct PostOpFusion: EnginePass {
             let op = ir.ops[i]
             switch op.lowering {
             case let .eltwise(spec):
-                if let p = fusableProducer(ir, value: op.inputs[0], allowPostOps: true) {
+                if let p = fusableProducer(ir, value: op.inputs[0], taking: .eltwise(spec)) {
                     ir.ops[p].postOps.append(.eltwise(spec))     // f(conv(x)) -> conv(x) [eltwise f]
                     ir.ops[p].output = op.output
                     ir.ops[p].fused.append(op.name)
@@ -42,7 +46,7 @@ public struct PostOpFusion: EnginePass {
                 // Prefer the operand computed last: the other one is then ready, whichever it is.
                 let candidates = op.inputs.indices.compactMap { k -> (k: Int, p: Int)? in
                     guard op.inputs[0] != op.inputs[1],
-                          let p = fusableProducer(ir, value: op.inputs[k], allowPostOps: false) else { return nil }
+                          let p = fusableProducer(ir, value: op.inputs[k], taking: .sum(op.inputs[1 - k])) else { return nil }
                     return (k, p)
                 }
                 if let (k, p) = candidates.max(by: { $0.p < $1.p }) {
@@ -63,14 +67,14 @@ public struct PostOpFusion: EnginePass {
         return fused
     }
 
-    /// The index of the op writing `value` if post-ops can be appended to it: a complex op whose
-    /// primitive takes post-ops, `value` read once and not a group output, and (for a `sum`) no
-    /// post-ops yet, since the sum must come before any eltwise.
-    func fusableProducer(_ ir: EngineIR, value: Int, allowPostOps: Bool) -> Int? {
+    /// The index of the op writing `value` if `next` can be appended to its post-ops: `value` read
+    /// once and not a group output, the policy accepting `next` after the op's post-ops, and (for a
+    /// `sum`) no post-ops yet, since the sum must come before any eltwise.
+    func fusableProducer(_ ir: EngineIR, value: Int, taking next: EngineIR.PostOp) -> Int? {
         guard let p = ir.producer(of: value) else { return nil }
         let op = ir.ops[p]
-        guard op.fusion == .complex, op.lowering.acceptsPostOps, ir.useCount(of: value) == 1,
-              allowPostOps || op.postOps.isEmpty else { return nil }
+        if case .sum = next, !op.postOps.isEmpty { return nil }
+        guard ir.useCount(of: value) == 1, policy.accepts(op.lowering, op.postOps, next) else { return nil }
         return p
     }
 }

@@ -9,15 +9,16 @@ import KilnCore
 // ```
 
 extension EngineIR {
-    /// Checks the IR's invariants; throws ``EngineError/invalidIR(pass:reason:)`` naming `pass`.
+    /// Checks the IR's invariants; throws ``EngineCoreError/invalidIR(pass:reason:)`` naming `pass`.
     ///
     /// - every value read is an input, a constant or the output of an earlier op (topological order);
     /// - every op writes a value of its own that no other op writes, and no input or constant;
     /// - each lowering kind gets the inputs it needs (weights constant, shapes that agree);
-    /// - post-ops sit only on conv and FC ops, with at most one `sum`, of the output's shape;
+    /// - post-ops sit only where the engine's `policy` takes them, with at most one `sum`, of the
+    ///   output's shape;
     /// - every group output is defined.
-    public func check(after pass: String) throws {
-        func fail(_ reason: String) -> EngineError { .invalidIR(pass: pass, reason: reason) }
+    public func check(after pass: String, policy: FusionPolicy) throws {
+        func fail(_ reason: String) -> EngineCoreError { .invalidIR(pass: pass, reason: reason) }
         var defined = Set<Int>()
         for (v, value) in values.enumerated() {
             if case .computed = value.origin { continue }
@@ -35,14 +36,14 @@ extension EngineIR {
             guard !written.contains(op.output) else { throw fail("\(label) writes %\(op.output), which another op writes too") }
             written.insert(op.output)
             defined.insert(op.output)
-            try checkShapes(op, fail)
+            try checkShapes(op, policy, fail)
         }
         for v in outputs {
             guard v >= 0 && v < values.count, defined.contains(v) else { throw fail("the group output %\(v) is not defined") }
         }
     }
 
-    private func checkShapes(_ op: Op, _ fail: (String) -> EngineError) throws {
+    private func checkShapes(_ op: Op, _ policy: FusionPolicy, _ fail: (String) -> EngineCoreError) throws {
         let label = "op '\(op.name)' (\(op.lowering.summary))"
         let out = values[op.output].shape
         func arity(_ n: Int) throws {
@@ -81,9 +82,16 @@ extension EngineIR {
             guard values[op.inputs[0]].shape.elementCount == out.elementCount else { throw fail("\(label) changes the element count") }
         case .concat:
             guard !op.inputs.isEmpty else { throw fail("\(label) has no inputs") }
+        case let .averagePoolingDense(spec):
+            try arity(spec.hasBias ? 3 : 2)
+            try (1..<op.inputs.count).forEach(constant)
+            let x = values[op.inputs[0]].shape
+            guard x.rank == 4, out.dims == [x[0], spec.numHidden], values[op.inputs[1]].shape.elementCount == spec.numHidden * x[1] else {
+                throw fail("\(label) reads \(x) with weight \(values[op.inputs[1]].shape) into \(out)")
+            }
         }
         if !op.postOps.isEmpty {
-            guard op.lowering.acceptsPostOps else { throw fail("\(label) has post-ops, which only conv and FC take") }
+            guard policy.allows(op.lowering, op.postOps) else { throw fail("\(label) has post-ops the engine's kernels do not take") }
             var sums = 0
             for p in op.postOps {
                 if case let .sum(v) = p {

@@ -3,7 +3,7 @@ import KilnGraph
 import KilnRuntime
 
 /// The engine's graph of one group: tensors (values) and ops in topological order. Passes rewrite
-/// it; lowering turns each op into oneDNN primitives.
+/// it; each engine's lowering turns each op into its kernels (oneDNN primitives, cuDNN calls).
 ///
 /// ```
 /// %0 = input data (16, 3, 32, 32)
@@ -45,7 +45,9 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         public var inputName: String? { if case let .input(n) = origin { return n } else { return nil } }
     }
 
-    /// Work a conv or FC primitive does after its main computation, in order (oneDNN post-ops).
+    /// Work an op does after its main computation, in order, before its result is stored (oneDNN's
+    /// post-ops; the cuda engine's epilogues). Which ops take which post-ops is the engine's
+    /// ``FusionPolicy``.
     public enum PostOp: Codable, Equatable, Sendable {
         /// Adds a value of the output's shape (a residual connection).
         case sum(Int)
@@ -88,9 +90,9 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         }
     }
 
-/// Every value, by id.
+    /// Every value, by id.
     public var values: [Value]
-/// The ops in topological order.
+    /// The ops in topological order.
     public var ops: [Op]
     /// The group's outputs, as value ids.
     public var outputs: [Int]
@@ -101,12 +103,14 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         self.outputs = outputs
     }
 
-    /// The IR of a graph every op node of which the cpu engine supports; throws
-    /// ``EngineError/unsupportedNode(node:op:reason:)`` for one it does not.
+    /// The IR of a graph every op node of which an engine's `capabilities` support; throws
+    /// ``EngineCoreError/unsupportedNode(engine:node:op:reason:)`` for one they do not.
     ///
     /// Variables in `constants` become constant values, the others inputs. Inputs a lowering never
     /// reads (SoftmaxOutput's label) are left out of their op.
-    public init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws {
+    public init(graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray],
+                capabilities: EngineCapabilities) throws {
+        let engine = capabilities.engine
         values = []
         ops = []
         var valueOf: [Int] = Array(repeating: -1, count: graph.nodes.count)
@@ -116,10 +120,10 @@ public struct EngineIR: Sendable, CustomStringConvertible {
             if n.isVariable {
                 if let c = constants[n.name] {
                     guard c.shape == shape else {
-                        throw EngineError.inputShape(name: n.name, expected: shape, actual: c.shape)
+                        throw EngineCoreError.constantShape(name: n.name, expected: shape, actual: c.shape)
                     }
                     guard c.dtype == types.nodeOutputs[i][0] else {
-                        throw EngineError.inputType(name: n.name, expected: types.nodeOutputs[i][0], actual: c.dtype)
+                        throw EngineCoreError.constantType(name: n.name, expected: types.nodeOutputs[i][0], actual: c.dtype)
                     }
                     values.append(Value(shape: shape, name: n.name, origin: .constant(c)))
                 } else {
@@ -130,17 +134,17 @@ public struct EngineIR: Sendable, CustomStringConvertible {
             }
             let query = SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known)
             let lowering: LoweringKind
-            switch CPUCapabilities.verdict(query) {
-            case let .refuse(reason): throw EngineError.unsupportedNode(node: n.name, op: n.op, reason: reason)
+            switch capabilities.verdict(query) {
+            case let .refuse(reason): throw EngineCoreError.unsupportedNode(engine: engine, node: n.name, op: n.op, reason: reason)
             case let .lower(kind): lowering = kind
             }
             let definition = try OpRegistry.shared.definition(n.op, node: n.name)
             let attributes = try definition.resolve(n.attributes, node: n.name)
-            let ignored = CPUCapabilities.table.lowering(for: definition.name)?.ignoredInputs ?? []
+            let ignored = capabilities.table.lowering(for: definition.name)?.ignoredInputs ?? []
             var inputs: [Int] = []
             for (k, e) in n.inputs.enumerated() where !ignored.contains(k) {
                 guard e.index == 0 else {
-                    throw EngineError.unsupportedNode(node: n.name, op: n.op, reason: "it reads output \(e.index) of '\(graph.nodes[e.node].name)'")
+                    throw EngineCoreError.unsupportedNode(engine: engine, node: n.name, op: n.op, reason: "it reads output \(e.index) of '\(graph.nodes[e.node].name)'")
                 }
                 inputs.append(valueOf[e.node])
             }
@@ -153,7 +157,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         outputs = []
         for h in graph.heads {
             guard h.index == 0 else {
-                throw EngineError.unsupportedNode(node: graph.nodes[h.node].name, op: graph.nodes[h.node].op,
+                throw EngineCoreError.unsupportedNode(engine: engine, node: graph.nodes[h.node].name, op: graph.nodes[h.node].op,
                                                   reason: "output \(h.index) is a group output (the engine computes only the first output)")
             }
             outputs.append(valueOf[h.node])

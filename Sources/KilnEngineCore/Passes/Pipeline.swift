@@ -1,12 +1,12 @@
 import Foundation
 import KilnCore
 
-// The optimizing passes in the order the engine runs them, with the IR checker between them.
+// The optimizing passes in the order the engines run them, with the IR checker between them.
 //
 // ```
 // graph ──build──> IR ─check─> identity removal ─check─> constant folding ─check─> BatchNorm folding
 //       ─check─> post-op fusion ─check─> reshape into FC ─check─> dead op elimination ─check─>
-//       optimized IR (cached, lowered)
+//       [fused head: cuda] ─check─> optimized IR (cached, lowered by the engine)
 // ```
 
 /// A rewrite of the engine's IR. Each lives in its own file, which opens with a before/after picture.
@@ -38,24 +38,36 @@ public struct PassRecord: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The engine's pass pipeline.
-public enum EnginePipeline {
-    /// The passes, in order. Identities go first so that a Dropout between a conv and its BatchNorm
-    /// does not block folding; dead ops go last.
-    public static let passes: [any EnginePass] = [
-        IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(), ReshapeIntoFC(), DeadOpElimination(),
-    ]
+/// An engine's pass pipeline: the passes in order and the engine's fusion policy, which post-op
+/// fusion decides with and the IR checker verifies after every pass.
+public struct EnginePipeline: Sendable {
+    public let passes: [any EnginePass]
+    public let policy: FusionPolicy
 
-    /// Runs `passes` on `ir`, checking the IR before and after each; returns what each did.
-    public static func run(_ ir: inout EngineIR, passes: [any EnginePass] = EnginePipeline.passes) throws -> [PassRecord] {
-        try ir.check(after: "build")
+    public init(passes: [any EnginePass], policy: FusionPolicy) {
+        self.passes = passes
+        self.policy = policy
+    }
+
+    /// The passes every engine runs, in order. Identities go first so that a Dropout between a conv
+    /// and its BatchNorm does not block folding; dead ops follow reshape into FC (the flatten it
+    /// bypassed). `head` passes (the cuda engine's fused head) run last, on that clean graph.
+    public static func standard(policy: FusionPolicy, head: [any EnginePass] = []) -> EnginePipeline {
+        EnginePipeline(passes: [IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(policy: policy), ReshapeIntoFC(),
+                                DeadOpElimination()] + head,
+                       policy: policy)
+    }
+
+    /// Runs the passes on `ir`, checking the IR before and after each; returns what each did.
+    public func run(_ ir: inout EngineIR) throws -> [PassRecord] {
+        try ir.check(after: "build", policy: policy)
         var records: [PassRecord] = []
         let clock = ContinuousClock()
         for pass in passes {
             let before = ir.ops.count
             let start = clock.now
             let rewrites = try pass.apply(to: &ir)
-            try ir.check(after: pass.name)
+            try ir.check(after: pass.name, policy: policy)
             let d = (clock.now - start).components
             records.append(PassRecord(name: pass.name, opsBefore: before, opsAfter: ir.ops.count, rewrites: rewrites,
                                       seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18))

@@ -31,14 +31,14 @@ public struct BatchNormFolding: EnginePass {
         return folded
     }
 
-    /// The index of the op the BatchNorm at `bn` can fold into, if any: a complex op with post-op
-    /// support and constant weights, whose output is read by the BatchNorm alone, with its output
+    /// The index of the op the BatchNorm at `bn` can fold into, if any: a complex op with weights per
+    /// output channel, known at compile, whose output is read by the BatchNorm alone, with its output
     /// channels on axis 1 (a conv, or an FC with a 2-D output).
     func foldable(_ ir: EngineIR, bn: Int) -> Int? {
         let data = ir.ops[bn].inputs[0]
         guard let p = ir.producer(of: data) else { return nil }
         let op = ir.ops[p]
-        guard op.fusion == .complex, op.lowering.acceptsPostOps, op.postOps.isEmpty,
+        guard op.fusion == .complex, op.lowering.hasChannelWeights, op.postOps.isEmpty,
               ir.useCount(of: data) == 1, ir.values[data].shape.rank >= 2,
               op.weightInputs.allSatisfy({ $0 < op.inputs.count && ir.values[op.inputs[$0]].isConstant }),
               ir.ops[bn].inputs.dropFirst().allSatisfy({ ir.values[$0].isConstant }) else { return nil }
@@ -59,7 +59,7 @@ public struct BatchNormFolding: EnginePass {
         // The weight is the first weight input, the bias (when there is one) the second.
         let weightSlot = op.weightInputs[0]
         guard let w = ir.values[op.inputs[weightSlot]].constant, w.dtype == .float32, w.shape.first == channels else {
-            throw EngineError.invalidIR(pass: name, reason: "op '\(op.name)' has a weight whose first axis is not the \(channels) channels of '\(bn.name)'")
+            throw EngineCoreError.invalidIR(pass: name, reason: "op '\(op.name)' has a weight whose first axis is not the \(channels) channels of '\(bn.name)'")
         }
         let bias = op.weightInputs.count > 1 ? ir.values[op.inputs[op.weightInputs[1]]].constant?.floats().map(Double.init) : nil
         var newWeight = NDArray(zeros: w.shape)

@@ -82,7 +82,7 @@ public struct SHA256: Sendable {
     /// The digest in lowercase hexadecimal.
     public var hexDigest: String { SHA256.hex(digest) }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef")
         return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }

@@ -39,13 +39,14 @@ public struct MemoryPlan: Equatable, Sendable {
 
 /// The arena planner (see the file's note).
 public enum MemoryPlanner {
-    /// Every offset and size is rounded up to this many bytes (a cache line; oneDNN's preference).
+    /// Every offset and size is rounded up to this many bytes by default (a cache line; oneDNN's
+    /// preference). The cuda engine passes 256, the alignment cuDNN and cuBLAS prefer.
     public static let alignment = 64
 
-    static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
-
-    /// Places buffers so that no two with overlapping lifetimes share a byte.
-    public static func plan(_ lifetimes: [Lifetime]) -> MemoryPlan {
+    /// Places buffers so that no two with overlapping lifetimes share a byte; offsets and sizes are
+    /// multiples of `alignment`.
+    public static func plan(_ lifetimes: [Lifetime], alignment: Int = MemoryPlanner.alignment) -> MemoryPlan {
+        func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
         var placed: [(Lifetime, Int)] = []
         var offsets: [Int: Int] = [:]
         var arena = 0

@@ -1,23 +1,30 @@
-import CDNNL
 import KilnCore
 import KilnGraph
 
-// What a supported node becomes: one case per kind of oneDNN primitive the engine builds (or none,
-// for views and identities). The capability table (CPUCapabilities.swift) produces these from a
-// node's attributes; passes may read them; lowering (Lowering/) turns each into primitives. Because
-// the table's rule and the lowering share this type, every node the engine accepts has a lowering.
+// What a supported node becomes, for every engine: one case per kind of computation (or none, for
+// views and identities). An engine's capability table (EngineCapabilities) produces these from a
+// node's typed parameters; passes read them; each engine's lowering (oneDNN primitives in KilnEngine,
+// cuDNN calls and generated kernels in KilnCUDA) switches over them. Because the table's rule and the
+// lowering share this type, every node an engine accepts has a lowering, and a new kind is a compile
+// error in every lowering that does not handle it.
+//
+// ```
+// Convolution(kernel=(3,3), num_filter=16)  -> .convolution(ConvolutionSpec(kernel: [3, 3], numFilter: 16, ...))
+// Activation(act_type=relu)                 -> .eltwise(EltwiseSpec(algorithm: .relu))
+// Pooling(global_pool) + FullyConnected     -> .averagePoolingDense(...)   (HeadFusion, the cuda engine's pipeline)
+// ```
 
-/// How the engine lowers one node.
+/// How an engine lowers one node (see the file's note).
 public enum LoweringKind: Codable, Equatable, Sendable {
-    /// A 2-D convolution (`dnnl_convolution_forward`), its bias fused.
+    /// A 2-D convolution, its bias fused.
     case convolution(ConvolutionSpec)
     /// An inner product on the data viewed as (rows, inputs).
     case innerProduct(InnerProductSpec)
     /// Inference batch normalization with the moving statistics (when not folded into a conv or FC).
     case batchNorm(BatchNormSpec)
-    /// One elementwise function (`dnnl_eltwise_forward`), or a post-op of a conv or FC.
+    /// One elementwise function, or a post-op of a conv or FC.
     case eltwise(EltwiseSpec)
-    /// Sum of two tensors of one shape (`dnnl_binary_add`), or a `sum` post-op.
+    /// Sum of two tensors of one shape, or a `sum` post-op.
     case add
     /// Max or average pooling over a 2-D window.
     case pooling(PoolingSpec)
@@ -29,6 +36,9 @@ public enum LoweringKind: Codable, Equatable, Sendable {
     case softmax(axis: Int)
     /// Its output is its first input (Dropout in inference, `_copy`).
     case identity
+    /// Global average pooling then an inner product on the pooled (N, C) rows, as one kernel: a
+    /// network's head (``HeadFusion``). Inputs: data (N, C, H, W), weight, bias when the spec has one.
+    case averagePoolingDense(InnerProductSpec)
 
     /// A short name for reports (`convolution`, `eltwise(relu)`).
     public var summary: String {
@@ -43,11 +53,13 @@ public enum LoweringKind: Codable, Equatable, Sendable {
         case let .concat(axis): return "concat(axis \(axis))"
         case let .softmax(axis): return "softmax(axis \(axis))"
         case .identity: return "identity"
+        case .averagePoolingDense: return "average_pooling+inner_product"
         }
     }
 
-    /// Whether oneDNN post-ops can be attached to this op's primitive (the conv and FC kinds).
-    var acceptsPostOps: Bool {
+    /// Whether the op multiplies by weights with one row per output channel on axis 1 and adds a
+    /// bias per channel (the conv and FC kinds): a BatchNorm after it folds into them.
+    public var hasChannelWeights: Bool {
         switch self {
         case .convolution, .innerProduct: return true
         default: return false
@@ -104,21 +116,12 @@ public struct BatchNormSpec: Codable, Equatable, Sendable {
     }
 }
 
-/// An elementwise function oneDNN computes, with its two parameters.
+/// An elementwise function, with its two parameters (oneDNN's eltwise algorithms, plus softsign).
 public struct EltwiseSpec: Codable, Equatable, Sendable {
-    public enum Algorithm: String, Codable, Sendable {
+    public enum Algorithm: String, Codable, Sendable, CaseIterable {
         case relu, tanh, logistic, softRelu = "soft_relu", elu, geluErf = "gelu_erf"
-
-        var dnnl: dnnl_alg_kind_t {
-            switch self {
-            case .relu: return dnnl_eltwise_relu
-            case .tanh: return dnnl_eltwise_tanh
-            case .logistic: return dnnl_eltwise_logistic
-            case .softRelu: return dnnl_eltwise_soft_relu
-            case .elu: return dnnl_eltwise_elu
-            case .geluErf: return dnnl_eltwise_gelu_erf
-            }
-        }
+        /// x / (1 + |x|) (MXNet's softsign; oneDNN 2.6 has no such eltwise function).
+        case softSign = "soft_sign"
     }
 
     public var algorithm: Algorithm
@@ -201,7 +204,7 @@ public struct PoolingGeometry: Equatable, Sendable {
 public struct PoolingRefusal: Error, Equatable, Sendable {
     public let attribute: String
     public let reason: String
-    init(_ attribute: String, _ reason: String) {
+    public init(_ attribute: String, _ reason: String) {
         self.attribute = attribute
         self.reason = reason
     }

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A/B of two Kiln binaries on the CPU: `kiln bench` with each, interleaved, same models and batches.
+
+Used to show a change leaves speed unchanged: the binary from before the change (`--a`) and after
+(`--b`), in one run on this machine, rounds alternating the order; prints each run and the median
+images/s per (model, batch, config) with the ratio b / a.
+
+    python3 tools/bench/ab_kiln.py --a /tmp/kiln-before --b .build/release/kiln \
+        [--models resnet20,resnet56] [--batches 1,16] [--configs framework,fp32] [--rounds 5] [--seconds 2]
+
+Models come from bench/models (tools/bench/make_models.py, as `make bench` makes them).
+"""
+import argparse, json, os, statistics, subprocess, sys
+
+CONFIGS = {"framework": ["--engine", "off"], "fp32": ["--engine", "on"], "bf16": ["--engine", "on", "--precision", "bf16"]}
+
+
+def run(kiln, model, batch, config, seconds, models_dir):
+    prefix = os.path.join(models_dir, f"cifar_{model}_v1")
+    cmd = [kiln, "bench", "--symbol", prefix + "-symbol.json", "--params", prefix + "-0000.params",
+           "--shape", f"data={batch},3,32,32", "--seconds", str(seconds), "--json"] + CONFIGS[config]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--a", required=True)
+    p.add_argument("--b", required=True)
+    p.add_argument("--models", default="resnet20,resnet56")
+    p.add_argument("--batches", default="1,16")
+    p.add_argument("--configs", default="framework,fp32")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=2)
+    p.add_argument("--models-dir", default=os.path.join("bench", "models"))
+    args = p.parse_args()
+    cells = [(m, int(b), c) for m in args.models.split(",") for b in args.batches.split(",") for c in args.configs.split(",")]
+    results = {(cell, side): [] for cell in cells for side in "ab"}
+    for r in range(args.rounds):
+        for cell in cells:
+            for side in ("ab" if r % 2 == 0 else "ba"):
+                ips = run(args.a if side == "a" else args.b, *cell, args.seconds, args.models_dir)
+                results[(cell, side)].append(ips)
+                print(json.dumps({"round": r, "model": cell[0], "batch": cell[1], "config": cell[2], "binary": side, "images_per_s": ips}), flush=True)
+    print(f"\n| model | batch | config | a images/s | b images/s | b / a |\n|---|---:|---|---:|---:|---:|")
+    for cell in cells:
+        a, b = statistics.median(results[(cell, "a")]), statistics.median(results[(cell, "b")])
+        print(f"| {cell[0]} | {cell[1]} | {cell[2]} | {a:,.0f} | {b:,.0f} | {b / a:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
