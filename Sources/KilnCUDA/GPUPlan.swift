@@ -185,7 +185,7 @@ public struct CUDABackend: Backend {
         let sig = KernelSignature(node: ctx, inputShapes: n.inputs.map { shapes.nodeOutputs[$0.node][$0.index] },
                                   inputTypes: n.inputs.map { types.nodeOutputs[$0.node][$0.index] },
                                   outputShapes: shapes.nodeOutputs[query.node], outputTypes: types.nodeOutputs[query.node])
-        return entry.check(sig).map { .unsupported($0) } ?? .supported
+        return entry.check(sig).map { .unsupported(.other($0)) } ?? .supported
     }
 
     public func compile(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray]) throws -> any CompiledGraph {
@@ -199,7 +199,7 @@ public struct CUDABackend: Backend {
             guard !n.isVariable else { return nil }
             switch support(SupportQuery(graph: graph, node: i, shapes: shapes, types: types)) {
             case .supported: return GPUPlacement(node: n.name, op: n.op, onGPU: true, reason: nil)
-            case let .unsupported(r): return GPUPlacement(node: n.name, op: n.op, onGPU: false, reason: r)
+            case let .unsupported(r): return GPUPlacement(node: n.name, op: n.op, onGPU: false, reason: r.text)
             }
         }
     }

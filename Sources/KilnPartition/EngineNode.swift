@@ -52,7 +52,7 @@ public enum EngineNode {
             for (i, n) in sub.graph.nodes.enumerated() where !n.isVariable {
                 let q = SupportQuery(graph: sub.graph, node: i, shapes: shapes, types: types, constants: Set(baked.keys))
                 if case let .unsupported(reason) = engine.support(q) {
-                    throw PartitionError.unsupportedInEngine(node: node, engine: sub.backend, member: n.name, reason: reason)
+                    throw PartitionError.unsupportedInEngine(node: node, engine: sub.backend, member: n.name, reason: reason.text)
                 }
             }
             let compiled = try engine.compile(sub.graph, shapes: shapes, types: types, constants: baked)

@@ -4,10 +4,20 @@ import KilnGraph
 /// A backend's answer for one node.
 public enum Support: Sendable, Equatable {
     case supported
-    /// Not supported, with the reason in a sentence fragment (`"Pooling with pooling_convention=same"`).
-    case unsupported(String)
+    /// Not supported, with a typed reason (``SupportReason``: an op without an entry, an attribute
+    /// value, weights not known at bind, or another reason in a sentence fragment).
+    case unsupported(SupportReason)
 
     public var isSupported: Bool { self == .supported }
+
+    /// The reason of an `.unsupported` answer; nil when supported.
+    public var reason: SupportReason? {
+        guard case let .unsupported(r) = self else { return nil }
+        return r
+    }
+
+    /// The reason's sentence fragment (empty when supported).
+    public var text: String { reason?.text ?? "" }
 }
 
 /// What a backend sees when asked whether it can run one node: the graph, the node, and what is

@@ -12,8 +12,8 @@ import KilnGraph
 // (absent)     -> "op SoftmaxOutput is not supported"
 // ```
 //
-// Reasons are built by the `Support` constructors below and read back by `SupportReason`, side by
-// side, so a report can say which kind of reason a backend gave.
+// Reasons are typed (`SupportReason`), so a report can say which kind of reason a backend gave
+// without reading its sentence back.
 
 /// When a backend supports a node: a function of what is known at bind.
 ///
@@ -130,61 +130,54 @@ public struct CapabilityTable<Lowering: Sendable>: Sendable, ExpressibleByDictio
 
 extension Support {
     /// The op has no entry in the backend's table.
-    public static func unsupportedOp(_ op: String) -> Support { .unsupported("op \(op) is not supported") }
+    public static func unsupportedOp(_ op: String) -> Support { .unsupported(.unsupportedOp(op)) }
 
-    /// An attribute has a value the backend does not handle.
+    /// An attribute has a value the backend does not handle (`value` may carry a note in parentheses).
     public static func unsupportedAttribute(_ name: String, value: String) -> Support {
-        .unsupported("attribute \(name)=\(value) is not supported")
+        .unsupported(.unsupportedAttribute("\(name)=\(value)"))
     }
 
     /// A weight input is not a variable whose value is known at bind.
     public static func weightsNotKnownAtBind(input: String) -> Support {
-        .unsupported("weight '\(input)' is not known at bind")
-    }
-
-    /// The kind of reason behind an `.unsupported` answer; nil when supported.
-    public var reason: SupportReason? {
-        guard case let .unsupported(text) = self else { return nil }
-        return SupportReason(text)
+        .unsupported(.weightsNotKnownAtBind(input))
     }
 }
 
-/// The kind of reason a backend gave for not supporting a node, read back from the sentence
-/// fragments that the ``Support`` constructors write.
-public enum SupportReason: Sendable, Equatable, CustomStringConvertible {
+/// Why a backend does not support a node: typed, so a report (and a backend deciding what to do)
+/// switches on the kind instead of reading sentences back. Each kind writes itself as the sentence
+/// fragment messages use (``text``); a string literal is an ``other(_:)`` reason.
+///
+/// ```
+/// .unsupportedOp("SoftmaxActivation")     "op SoftmaxActivation is not supported"
+/// .unsupportedAttribute("pool_type=lp")   "attribute pool_type=lp is not supported"
+/// .weightsNotKnownAtBind("weight")        "weight 'weight' is not known at bind"
+/// ```
+public enum SupportReason: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringInterpolation {
     /// The op is absent from the backend's table.
     case unsupportedOp(String)
-    /// An attribute value (`"layout=NHWC"`).
+    /// An attribute value (`"layout=NHWC"`, possibly with a note: `"kernel=(3,) (only 2-D ...)"`).
     case unsupportedAttribute(String)
     /// A weight input (`"weight"`) whose value is not known at bind.
     case weightsNotKnownAtBind(String)
     /// Any other reason, as the backend wrote it.
     case other(String)
 
-    /// Reads the kind back from an `.unsupported` answer's text.
-    public init(_ text: String) {
-        if let op = Self.between(text, "op ", " is not supported") {
-            self = .unsupportedOp(op)
-        } else if let a = Self.between(text, "attribute ", " is not supported") {
-            self = .unsupportedAttribute(a)
-        } else if let w = Self.between(text, "weight '", "' is not known at bind") {
-            self = .weightsNotKnownAtBind(w)
-        } else {
-            self = .other(text)
-        }
-    }
+    public init(stringLiteral value: String) { self = .other(value) }
 
-    public var description: String {
+    /// The sentence fragment: "op X is not supported", "attribute a=v is not supported", ...
+    public var text: String {
         switch self {
-        case let .unsupportedOp(op): return "unsupported op \(op)"
-        case let .unsupportedAttribute(a): return "unsupported attribute value \(a)"
-        case let .weightsNotKnownAtBind(w): return "weights not known at bind (\(w))"
-        case let .other(text): return "unsupported: \(text)"
+        case let .unsupportedOp(op): return "op \(op) is not supported"
+        case let .unsupportedAttribute(a): return "attribute \(a) is not supported"
+        case let .weightsNotKnownAtBind(w): return "weight '\(w)' is not known at bind"
+        case let .other(text): return text
         }
     }
 
-    static func between(_ text: String, _ prefix: String, _ suffix: String) -> String? {
-        guard text.hasPrefix(prefix), text.hasSuffix(suffix), text.count > prefix.count + suffix.count else { return nil }
-        return String(text.dropFirst(prefix.count).dropLast(suffix.count))
-    }
+    public var description: String { text }
+
+    /// Two reasons are the same when they say the same: a backend's typed answer equals the
+    /// sentence a test or a user wrote for it.
+    public static func == (a: SupportReason, b: SupportReason) -> Bool { a.text == b.text }
+    public func hash(into h: inout Hasher) { h.combine(text) }
 }

@@ -20,11 +20,11 @@ import KilnRuntime
 // `Support` constructors, so a partition report can tell an unsupported op, an attribute value and
 // unknown weights apart.
 
-/// A rule's answer: the node's lowering, or the reason it is not supported (the text of an
-/// `.unsupported` answer, such as `"attribute pool_type=lp (only max and avg are lowered) is not supported"`).
+/// A rule's answer: the node's lowering, or the typed reason it is not supported (such as
+/// `.unsupportedAttribute("pool_type=lp (only max and avg are lowered)")`).
 public enum Verdict: Equatable, Sendable {
     case lower(LoweringKind)
-    case refuse(String)
+    case refuse(SupportReason)
 
     /// The answer a backend gives for this verdict.
     public var support: Support {
@@ -64,13 +64,13 @@ public struct NodeFacts: Sendable {
     /// (`"attribute pool_type=lp (only max and avg are lowered) is not supported"`).
     public func refuse(_ attribute: String, _ note: String? = nil) -> Verdict {
         let value = attributes[attribute] ?? "?"
-        return .refuse(Support.unsupportedAttribute(attribute, value: value + (note.map { " (\($0))" } ?? "")).text)
+        return .refuse(.unsupportedAttribute("\(attribute)=\(value)" + (note.map { " (\($0))" } ?? "")))
     }
 
     /// The refusal for the first weight input not known at bind, if any.
     public func unknownWeight() -> Verdict? {
         for k in weightInputs where !isConstant(k) {
-            return .refuse(Support.weightsNotKnownAtBind(input: k < inputNames.count ? inputNames[k] : "input \(k)").text)
+            return .refuse(.weightsNotKnownAtBind(k < inputNames.count ? inputNames[k] : "input \(k)"))
         }
         return nil
     }
@@ -99,10 +99,6 @@ public struct EngineLowering: Sendable {
     }
 }
 
-extension Support {
-    /// The reason text of an `.unsupported` answer (empty when supported).
-    public var text: String { if case let .unsupported(t) = self { return t } else { return "" } }
-}
 
 /// One engine's capability table and the checks every op shares (see the file's note).
 public struct EngineCapabilities: Sendable {
@@ -136,14 +132,14 @@ public struct EngineCapabilities: Sendable {
     public func verdict(_ query: SupportQuery) -> Verdict {
         let node = query.graphNode
         let op = OpRegistry.shared.lookup(node.op)?.name ?? node.op
-        guard let entry = table.entry(for: op) else { return .refuse(Support.unsupportedOp(op).text) }
+        guard let entry = table.entry(for: op) else { return .refuse(.unsupportedOp(op)) }
         return Self.verdict(query, entry.lowering, dtype: dtype)
     }
 
     /// Checks shared by every op (the engine's dtype), the op's rule, then that only the first output is read.
     static func verdict(_ query: SupportQuery, _ entry: EngineLowering, dtype: DType) -> Verdict {
         let node = query.graphNode
-        guard let definition = OpRegistry.shared.lookup(node.op) else { return .refuse(Support.unsupportedOp(node.op).text) }
+        guard let definition = OpRegistry.shared.lookup(node.op) else { return .refuse(.unsupportedOp(node.op)) }
         let attributes: Attributes
         let inputNames: [String]
         do {

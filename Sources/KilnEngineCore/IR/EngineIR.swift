@@ -135,7 +135,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
             let query = SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known)
             let lowering: LoweringKind
             switch capabilities.verdict(query) {
-            case let .refuse(reason): throw EngineCoreError.unsupportedNode(engine: engine, node: n.name, op: n.op, reason: reason)
+            case let .refuse(reason): throw EngineCoreError.unsupportedNode(engine: engine, node: n.name, op: n.op, reason: reason.text)
             case let .lower(kind): lowering = kind
             }
             let definition = try OpRegistry.shared.definition(n.op, node: n.name)
