@@ -11,10 +11,10 @@ import KilnGraph
 import KilnRuntime
 
 enum ElementwiseKernels {
-    /// Unary ops and activations: an expression in `a` (float).
+    /// Unary ops: an expression in `a` (float). The activation ops share `Activation`'s expressions.
     static let unaryExpressions: [String: String] = [
-        "relu": "fmaxf(a, 0.f)", "sigmoid": "1.f / (1.f + expf(-a))", "tanh": "tanhf(a)",
-        "softrelu": "(a > 20.f ? a : log1pf(expf(a)))", "softsign": "a / (1.f + fabsf(a))",
+        "relu": ActivationKind.relu.cudaExpression, "sigmoid": ActivationKind.sigmoid.cudaExpression,
+        "tanh": ActivationKind.tanh.cudaExpression,
         "exp": "expf(a)", "log": "logf(a)", "sqrt": "sqrtf(a)", "rsqrt": "rsqrtf(a)", "square": "a * a",
     ]
     /// Binary ops: an expression in `a` and `b`.
@@ -56,6 +56,11 @@ enum ElementwiseKernels {
         return try MapKernel(device, name: "kiln_\(name)", expression: expression, count: s.outputShapes[0].elementCount)
     }
 
+    /// `Activation` as a generated kernel (named as the unary ops' kernels are, `kiln_softrelu`).
+    static func activation(_ kind: ActivationKind, _ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
+        try MapKernel(device, name: "kiln_\(kind.rawValue)", expression: kind.cudaExpression, count: s.outputShapes[0].elementCount)
+    }
+
     static func source(name: String, parameters: String, body: String) -> String {
         """
         extern "C" __global__ void \(name)(\(parameters), long long n) {
@@ -64,6 +69,19 @@ enum ElementwiseKernels {
             \(body)
         }
         """
+    }
+}
+
+extension ActivationKind {
+    /// The function as a CUDA expression in `a` (float), for the generated elementwise kernels.
+    var cudaExpression: String {
+        switch self {
+        case .relu: return "fmaxf(a, 0.f)"
+        case .sigmoid: return "1.f / (1.f + expf(-a))"
+        case .tanh: return "tanhf(a)"
+        case .softReLU: return "(a > 20.f ? a : log1pf(expf(a)))"
+        case .softSign: return "a / (1.f + fabsf(a))"
+        }
     }
 }
 
@@ -91,8 +109,8 @@ enum ScalarKernel {
         let canonical = OpRegistry.shared.lookup(s.node.op)?.name ?? s.node.op
         let expression: String
         if canonical == "clip" {
-            let lo = try s.attributes.float("a_min"), hi = try s.attributes.float("a_max")
-            expression = "fminf(fmaxf(a, \(literal(lo))), \(literal(hi)))"
+            let p = try ClipParameters(s.attributes)
+            expression = "fminf(fmaxf(a, \(literal(p.min))), \(literal(p.max)))"
         } else {
             guard let e = ElementwiseKernels.scalarExpressions[canonical] else {
                 throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: "no GPU expression")
