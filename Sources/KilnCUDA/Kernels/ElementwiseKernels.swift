@@ -5,7 +5,11 @@
 //                         { i = ...; if (i < n) { float a = x0[i]; y[i] = fmaxf(a, 0.f); } }
 //
 // Broadcasting binary ops index their inputs through per-axis strides (0 on a broadcast axis) kept
-// in a small device buffer. Reshapes, Flatten, _copy and inference Dropout are device copies.
+// in a small device buffer. Reshapes, Flatten, _copy and inference Dropout are device copies; a
+// Dropout that drops at inference (`mode=always`) is refused, so it runs on the CPU, which drops.
+//
+//   Dropout(mode="training") at inference  ->  copy on the GPU
+//   Dropout(mode="always", p > 0)          ->  refused: the CPU framework's Dropout kernel
 import KilnCore
 import KilnGraph
 import KilnRuntime
@@ -28,8 +32,8 @@ enum ElementwiseKernels {
         "_div_scalar": "a / S", "_rdiv_scalar": "S / a", "_power_scalar": "powf(a, S)",
         "_maximum_scalar": "fmaxf(a, S)", "_minimum_scalar": "fminf(a, S)",
     ]
-    /// Ops whose output is the input's bytes.
-    static let copies = ["Flatten", "Reshape", "_copy", "Dropout", "expand_dims"]
+    /// Ops whose output is the input's bytes; Dropout too, where it is the identity (``dropoutCheck(_:)``).
+    static let copies = ["Flatten", "Reshape", "_copy", "expand_dims"]
 
     static let entries: [String: GPUKernelEntry] = {
         var t: [String: GPUKernelEntry] = [:]
@@ -46,8 +50,19 @@ enum ElementwiseKernels {
         for op in copies {
             t[op] = GPUKernelEntry(check: CopyKernel.check, make: { CopyKernel($0, $1) })
         }
+        t["Dropout"] = GPUKernelEntry(check: dropoutCheck, make: { CopyKernel($0, $1) })
         return t
     }()
+
+    /// A Dropout node is a copy only where it is the identity at inference; with `mode=always` MXNet
+    /// drops at inference too, which the CPU framework's kernel does.
+    static func dropoutCheck(_ s: KernelSignature) -> String? {
+        guard let p = try? DropoutParameters(s.attributes) else { return "attributes that do not parse" }
+        guard p.isIdentityAtInference else {
+            return "mode=always, which drops at inference too (the GPU copies Dropout)"
+        }
+        return CopyKernel.check(s)
+    }
 
     static func unary(_ name: String, _ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
         guard let expression = unaryExpressions[name] else {
@@ -194,7 +209,7 @@ final class BinaryKernel: GPUKernel {
     }
 }
 
-/// Reshape, Flatten, _copy and inference Dropout: the input's bytes.
+/// Reshape, Flatten, _copy and Dropout that is the identity at inference: the input's bytes.
 final class CopyKernel: GPUKernel {
     let device: CUDADevice
     let bytes: Int
