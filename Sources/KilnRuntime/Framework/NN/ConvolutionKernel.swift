@@ -47,18 +47,8 @@ final class DNNLConvolutionKernel: Kernel {
 
     func backward(_ inputs: [NDArray], _ outputs: [NDArray], _ outputGradients: [NDArray],
                   _ inputGradients: inout [NDArray], needed: [Bool]) throws {
-        let wantBias = descriptors.hasBias && needed[2]
-        try withSourcePointers([inputs[0], inputs[1], outputGradients[0]][...]) { p in
-            try ReferenceNN.withWantedGradients(&inputGradients, needed) { d in
-                if let dx = NNBackward.pointer(d[0]) {
-                    try dataGradientPrimitives().run(weights: inputs[1], weightsPointer: p[1], outputGradient: p[2], into: dx, stream: stream)
-                }
-                if needed[1] || wantBias {
-                    try weightsGradientPrimitives().run(source: p[0], outputGradient: p[2], weightGradient: NNBackward.pointer(d[1]),
-                                                        biasGradient: wantBias ? NNBackward.pointer(d[2]) : nil, stream: stream)
-                }
-            }
-        }
+        try runWeightedBackward(hasBias: descriptors.hasBias, stream: stream, dataGradient: dataGradientPrimitives,
+                                weightsGradient: weightsGradientPrimitives, inputs, outputGradients, &inputGradients, needed: needed)
     }
 
     private func forwardHint() throws -> NNForwardHint {
