@@ -126,35 +126,39 @@ extension Symbol {
                 return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
                                 sharedBuffer: sharedBuffer, backend: CUDABackend(device: ordinal))
             }
-            guard gradReq == .null && gradReqs.values.allSatisfy({ $0 == .null }) else {
-                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1", accepted: "0 when binding for training (engines run inference)")
+            return try partitionThenBind(for: .cuda(options), context: context, shapes: shapes, types: types, gradReq: gradReq,
+                                         gradReqs: gradReqs, sharedBuffer: sharedBuffer) { constants in
+                let engine = try CUDAEngine(options: options, device: ordinal)
+                let table = EngineNode.backend(engines: ["cuda": engine], constants: constants).kernels
+                return CUDABackend(device: ordinal, fallback: table)
             }
-            let engine = try CUDAEngine(options: options, device: ordinal)
-            let constants = sharedBuffer.filter { shapes[$0.key] == nil }
-            let table = EngineNode.backend(engines: ["cuda": engine], constants: constants).kernels
-            let backend = CUDABackend(device: ordinal, fallback: table)
-            if graph.nodes.contains(where: { $0.op == "_kiln_engine" }) {
-                return try bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
-            }
-            let aux = Set(listAuxiliaryStates())
-            let (partitioned, report) = try partitionedWithReport(
-                for: .cuda(options), argParams: constants.filter { !aux.contains($0.key) }, auxParams: constants.filter { aux.contains($0.key) },
-                shapes: shapes)
-            if options.verbose { FileHandle.standardError.write(Data(report.text().utf8)) }
-            return try partitioned.bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
         }
-        guard case let .cpu(options) = selection else {
+        guard case .cpu = selection else {
             if case .cuda = selection {
                 throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "cuda", accepted: "cuda only with context: .gpu(N)")
             }
             return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs, sharedBuffer: sharedBuffer)
         }
+        return try partitionThenBind(for: selection, context: context, shapes: shapes, types: types, gradReq: gradReq,
+                                     gradReqs: gradReqs, sharedBuffer: sharedBuffer) { constants in
+            EngineNode.backend(engines: selection.engines, constants: constants)
+        }
+    }
+
+    /// Binds with an engine (CPU or cuda): refuses training, partitions the symbol for `selection`
+    /// unless it already holds engine nodes, prints the report when the options ask for it, and binds
+    /// on the backend `makeBackend` returns for the constants.
+    ///
+    /// Data inputs are the arrays whose shapes are given; everything else in `sharedBuffer` is a
+    /// constant, known at bind and baked into the engine nodes that read it.
+    private func partitionThenBind(for selection: EngineSelection, context: Context, shapes: [String: Shape],
+                                   types: [String: DType], gradReq: GradReq, gradReqs: [String: GradReq], sharedBuffer: [String: NDArray],
+                                   makeBackend: ([String: NDArray]) throws -> any Backend) throws -> Executor {
         guard gradReq == .null && gradReqs.values.allSatisfy({ $0 == .null }) else {
             throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "1", accepted: "0 when binding for training (engines run inference)")
         }
-        // Data inputs are the arrays whose shapes are given; everything else in the buffer is a constant.
         let constants = sharedBuffer.filter { shapes[$0.key] == nil }
-        let backend = EngineNode.backend(engines: selection.engines, constants: constants)
+        let backend = try makeBackend(constants)
         // A symbol that `optimized(for:)` already partitioned binds as it is.
         if graph.nodes.contains(where: { $0.op == "_kiln_engine" }) {
             return try bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
@@ -163,7 +167,7 @@ extension Symbol {
         let (partitioned, report) = try partitionedWithReport(
             for: selection, argParams: constants.filter { !aux.contains($0.key) }, auxParams: constants.filter { aux.contains($0.key) },
             shapes: shapes)
-        if options.verbose { FileHandle.standardError.write(Data(report.text().utf8)) }
+        if selection.options?.verbose == true { FileHandle.standardError.write(Data(report.text().utf8)) }
         return try partitioned.bind(context: context, shapes: shapes, types: types, sharedBuffer: sharedBuffer, backend: backend)
     }
 }

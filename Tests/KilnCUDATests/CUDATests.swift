@@ -90,6 +90,24 @@ import Testing
         #expect(transposed["t"] == .unsupported("no GPU kernel for transpose"))
     }
 
+    /// The GPU runs Dropout as a copy, so it takes only a Dropout that is the identity at inference
+    /// (`DropoutParameters.isIdentityAtInference`); with `mode=always` MXNet drops at inference too,
+    /// so that node runs on the CPU framework's kernel, which drops.
+    @Test func dropoutDroppingAtInferenceRunsOnTheCPU() throws {
+        let x = Symbol.variable("data")
+        let training = try Self.support(.dropout(x, p: 0.5, mode: .training, name: "d"), ["data": [2, 5]])
+        #expect(training["d"] == .supported)
+        let always = Symbol.dropout(x, p: 0.5, mode: .always, name: "d")
+        let reason = "mode=always, which drops at inference too (the GPU copies Dropout)"
+        #expect(try Self.support(always, ["data": [2, 5]])["d"] == .unsupported(reason))
+        let g = always.graph
+        let placements = CUDABackend().placements(g, shapes: try g.inferShapes(["data": [2, 5]]), types: try g.inferTypes([:]))
+        #expect(placements == [GPUPlacement(node: "d", op: "Dropout", onGPU: false, reason: reason)])
+        // With nothing to drop, mode=always is the identity too.
+        let nothing = try Self.support(.dropout(x, p: 0, mode: .always, name: "d"), ["data": [2, 5]])
+        #expect(nothing["d"] == .supported)
+    }
+
     /// Without a GPU, binding on one fails with the reason, and the process goes on.
     @Test(.enabled(if: !CUDA.shared.isAvailable, "this machine has a GPU"))
     func bindingWithoutGPUExplains() throws {

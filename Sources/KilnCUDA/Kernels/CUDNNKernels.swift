@@ -129,21 +129,28 @@ final class BatchNormKernel: GPUKernel {
     }
 }
 
+/// `Activation`: cuDNN's activation where it has the function, else a generated kernel.
 enum ActivationKernel {
-    static let cudnnModes: [String: Int32] = ["relu": CUDNNAPI.activationReLU, "sigmoid": CUDNNAPI.activationSigmoid,
-                                              "tanh": CUDNNAPI.activationTanh]
+    /// cuDNN's mode for the function, nil for those it lacks (softrelu, softsign).
+    static func cudnnMode(_ kind: ActivationKind) -> Int32? {
+        switch kind {
+        case .relu: return CUDNNAPI.activationReLU
+        case .sigmoid: return CUDNNAPI.activationSigmoid
+        case .tanh: return CUDNNAPI.activationTanh
+        case .softReLU, .softSign: return nil
+        }
+    }
 
     static func check(_ s: KernelSignature) -> String? {
         if let r = GPUKernels.float32Only(s) { return r }
-        guard let t = try? s.attributes.string("act_type") else { return "no act_type" }
-        return cudnnModes[t] != nil || ElementwiseKernels.unaryExpressions[t] != nil ? nil : "act_type \(t)"
+        return (try? ActivationParameters(s.attributes)) == nil ? "attributes that do not parse" : nil
     }
 
     static func make(_ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
         if let r = check(s) { throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: r) }
-        let t = try s.attributes.string("act_type")
-        if let mode = cudnnModes[t] { return try CUDNNActivation(s, device, mode: mode) }
-        return try ElementwiseKernels.unary(t, s, device)
+        let kind = try ActivationParameters(s.attributes).kind
+        if let mode = cudnnMode(kind) { return try CUDNNActivation(s, device, mode: mode) }
+        return try ElementwiseKernels.activation(kind, s, device)
     }
 }
 
@@ -215,13 +222,13 @@ final class SoftmaxKernel: GPUKernel {
         guard !d.isEmpty else { return fail("a scalar input") }
         var axis: Int
         if s.node.op == "SoftmaxOutput" || OpRegistry.shared.lookup(s.node.op)?.name == "SoftmaxOutput" {
-            let multi = (try? s.attributes.bool("multi_output")) ?? false
+            let multi = (try? SoftmaxOutputParameters(s.attributes))?.multiOutput ?? false
             axis = multi ? 1 : d.count - 1
         } else {
-            guard let a = try? s.attributes.int("axis") else { return fail("no axis") }
-            if let t = try? s.attributes.optionalFloat("temperature"), t != 1 { return fail("temperature \(t)") }
-            if s.attributes.has("use_length"), (try? s.attributes.bool("use_length")) == true { return fail("use_length=True") }
-            axis = a < 0 ? a + d.count : a
+            guard let p = try? SoftmaxParameters(s.attributes) else { return fail("attributes that do not parse") }
+            if let t = p.temperature, t != 1 { return fail("temperature \(t)") }
+            if p.useLength { return fail("use_length=True") }
+            axis = p.axis < 0 ? p.axis + d.count : p.axis
         }
         guard axis >= 0 && axis < d.count else { return fail("axis outside the data") }
         return .success([d[..<axis].reduce(1, *), d[axis], d[(axis + 1)...].reduce(1, *), 1])

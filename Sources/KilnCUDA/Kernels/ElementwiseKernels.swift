@@ -5,16 +5,20 @@
 //                         { i = ...; if (i < n) { float a = x0[i]; y[i] = fmaxf(a, 0.f); } }
 //
 // Broadcasting binary ops index their inputs through per-axis strides (0 on a broadcast axis) kept
-// in a small device buffer. Reshapes, Flatten, _copy and inference Dropout are device copies.
+// in a small device buffer. Reshapes, Flatten, _copy and inference Dropout are device copies; a
+// Dropout that drops at inference (`mode=always`) is refused, so it runs on the CPU, which drops.
+//
+//   Dropout(mode="training") at inference  ->  copy on the GPU
+//   Dropout(mode="always", p > 0)          ->  refused: the CPU framework's Dropout kernel
 import KilnCore
 import KilnGraph
 import KilnRuntime
 
 enum ElementwiseKernels {
-    /// Unary ops and activations: an expression in `a` (float).
+    /// Unary ops: an expression in `a` (float). The activation ops share `Activation`'s expressions.
     static let unaryExpressions: [String: String] = [
-        "relu": "fmaxf(a, 0.f)", "sigmoid": "1.f / (1.f + expf(-a))", "tanh": "tanhf(a)",
-        "softrelu": "(a > 20.f ? a : log1pf(expf(a)))", "softsign": "a / (1.f + fabsf(a))",
+        "relu": ActivationKind.relu.cudaExpression, "sigmoid": ActivationKind.sigmoid.cudaExpression,
+        "tanh": ActivationKind.tanh.cudaExpression,
         "exp": "expf(a)", "log": "logf(a)", "sqrt": "sqrtf(a)", "rsqrt": "rsqrtf(a)", "square": "a * a",
     ]
     /// Binary ops: an expression in `a` and `b`.
@@ -28,8 +32,8 @@ enum ElementwiseKernels {
         "_div_scalar": "a / S", "_rdiv_scalar": "S / a", "_power_scalar": "powf(a, S)",
         "_maximum_scalar": "fmaxf(a, S)", "_minimum_scalar": "fminf(a, S)",
     ]
-    /// Ops whose output is the input's bytes.
-    static let copies = ["Flatten", "Reshape", "_copy", "Dropout", "expand_dims"]
+    /// Ops whose output is the input's bytes; Dropout too, where it is the identity (``dropoutCheck(_:)``).
+    static let copies = ["Flatten", "Reshape", "_copy", "expand_dims"]
 
     static let entries: [String: GPUKernelEntry] = {
         var t: [String: GPUKernelEntry] = [:]
@@ -46,14 +50,30 @@ enum ElementwiseKernels {
         for op in copies {
             t[op] = GPUKernelEntry(check: CopyKernel.check, make: { CopyKernel($0, $1) })
         }
+        t["Dropout"] = GPUKernelEntry(check: dropoutCheck, make: { CopyKernel($0, $1) })
         return t
     }()
+
+    /// A Dropout node is a copy only where it is the identity at inference; with `mode=always` MXNet
+    /// drops at inference too, which the CPU framework's kernel does.
+    static func dropoutCheck(_ s: KernelSignature) -> String? {
+        guard let p = try? DropoutParameters(s.attributes) else { return "attributes that do not parse" }
+        guard p.isIdentityAtInference else {
+            return "mode=always, which drops at inference too (the GPU copies Dropout)"
+        }
+        return CopyKernel.check(s)
+    }
 
     static func unary(_ name: String, _ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
         guard let expression = unaryExpressions[name] else {
             throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: "no GPU expression for \(name)")
         }
         return try MapKernel(device, name: "kiln_\(name)", expression: expression, count: s.outputShapes[0].elementCount)
+    }
+
+    /// `Activation` as a generated kernel (named as the unary ops' kernels are, `kiln_softrelu`).
+    static func activation(_ kind: ActivationKind, _ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
+        try MapKernel(device, name: "kiln_\(kind.rawValue)", expression: kind.cudaExpression, count: s.outputShapes[0].elementCount)
     }
 
     static func source(name: String, parameters: String, body: String) -> String {
@@ -64,6 +84,19 @@ enum ElementwiseKernels {
             \(body)
         }
         """
+    }
+}
+
+extension ActivationKind {
+    /// The function as a CUDA expression in `a` (float), for the generated elementwise kernels.
+    var cudaExpression: String {
+        switch self {
+        case .relu: return "fmaxf(a, 0.f)"
+        case .sigmoid: return "1.f / (1.f + expf(-a))"
+        case .tanh: return "tanhf(a)"
+        case .softReLU: return "(a > 20.f ? a : log1pf(expf(a)))"
+        case .softSign: return "a / (1.f + fabsf(a))"
+        }
     }
 }
 
@@ -91,8 +124,8 @@ enum ScalarKernel {
         let canonical = OpRegistry.shared.lookup(s.node.op)?.name ?? s.node.op
         let expression: String
         if canonical == "clip" {
-            let lo = try s.attributes.float("a_min"), hi = try s.attributes.float("a_max")
-            expression = "fminf(fmaxf(a, \(literal(lo))), \(literal(hi)))"
+            let p = try ClipParameters(s.attributes)
+            expression = "fminf(fmaxf(a, \(literal(p.min))), \(literal(p.max)))"
         } else {
             guard let e = ElementwiseKernels.scalarExpressions[canonical] else {
                 throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: "no GPU expression")
@@ -176,7 +209,7 @@ final class BinaryKernel: GPUKernel {
     }
 }
 
-/// Reshape, Flatten, _copy and inference Dropout: the input's bytes.
+/// Reshape, Flatten, _copy and Dropout that is the identity at inference: the input's bytes.
 final class CopyKernel: GPUKernel {
     let device: CUDADevice
     let bytes: Int

@@ -17,15 +17,15 @@ extension FrameworkKernels {
             table[op] = pointwise
         }
         table["LeakyReLU"] = { sig in
-            let kind = try sig.attributes.string("act_type")
-            guard ElementwiseDNNL.suits(sig, inputs: kind == "prelu" ? [0, 1] : [0]) else { return try ElementwiseDNNL.reference(sig) }
+            let kind = try LeakyReLUParameters(sig.attributes).kind
+            guard ElementwiseDNNL.suits(sig, inputs: kind == .prelu ? [0, 1] : [0]) else { return try ElementwiseDNNL.reference(sig) }
             switch kind {
-            case "prelu":
+            case .prelu:
                 return try PReLUKernel(dataShape: sig.inputShapes[0], gammaCount: sig.inputShapes[1].elementCount, node: sig.node.name)
-            case "rrelu":
+            case .rrelu:
                 return TrainingSwitchKernel(inference: try FrameworkKernels.pointwise(try Pointwise.of(sig), sig),
                                             training: try ElementwiseDNNL.reference(sig))
-            default:
+            case .leaky, .elu, .selu, .gelu:
                 return try FrameworkKernels.pointwise(try Pointwise.of(sig), sig)
             }
         }

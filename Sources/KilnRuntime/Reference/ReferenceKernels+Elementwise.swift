@@ -13,12 +13,11 @@ extension ReferenceKernels {
             table[op] = pointwise
         }
         table["LeakyReLU"] = { sig in
-            switch try sig.attributes.string("act_type") {
-            case "prelu": return PReLUReferenceKernel(dataShape: sig.inputShapes[0])
-            case "rrelu":
-                return RReLUReferenceKernel(lower: try sig.attributes.float("lower_bound"), upper: try sig.attributes.float("upper_bound"),
-                                            seed: randomSeed(forNode: sig.node.name))
-            default: return PointwiseReferenceKernel(try Pointwise.of(sig))
+            let p = try LeakyReLUParameters(sig.attributes)
+            switch p.kind {
+            case .prelu: return PReLUReferenceKernel(dataShape: sig.inputShapes[0])
+            case .rrelu: return RReLUReferenceKernel(lower: p.lowerBound, upper: p.upperBound, seed: randomSeed(forNode: sig.node.name))
+            case .leaky, .elu, .selu, .gelu: return PointwiseReferenceKernel(try Pointwise.of(sig))
             }
         }
         for op in ["elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div",

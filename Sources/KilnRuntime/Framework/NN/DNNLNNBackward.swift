@@ -220,3 +220,23 @@ final class NNWeightsGradient {
         if weightGradient != nil { try diffWeights.finishOutput(stream: stream) }
     }
 }
+
+/// Runs the backward of a weighted op (convolution, deconvolution, inner product; inputs data,
+/// weights and an optional bias): the data gradient and the weights and bias gradients, where
+/// wanted, on primitives the kernel makes at their first use.
+func runWeightedBackward(hasBias: Bool, stream: DNNLStream, dataGradient: () throws -> NNDataGradient,
+                         weightsGradient: () throws -> NNWeightsGradient, _ inputs: [NDArray], _ outputGradients: [NDArray],
+                         _ inputGradients: inout [NDArray], needed: [Bool]) throws {
+    let wantBias = hasBias && needed[2]
+    try withSourcePointers([inputs[0], inputs[1], outputGradients[0]][...]) { p in
+        try ReferenceNN.withWantedGradients(&inputGradients, needed) { d in
+            if let dx = NNBackward.pointer(d[0]) {
+                try dataGradient().run(weights: inputs[1], weightsPointer: p[1], outputGradient: p[2], into: dx, stream: stream)
+            }
+            if needed[1] || wantBias {
+                try weightsGradient().run(source: p[0], outputGradient: p[2], weightGradient: NNBackward.pointer(d[1]),
+                                          biasGradient: wantBias ? NNBackward.pointer(d[2]) : nil, stream: stream)
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@ import CDNNL
 import KilnCore
 
 // Helpers the neural-network framework kernels share: array pointers for oneDNN memory objects,
-// op-descriptor plumbing, and weights packed once into the layout a primitive chose.
+// op-descriptor plumbing, weights packed once into the layout a primitive chose, and the forward
+// run of the weighted ops (convolution, deconvolution, inner product).
 
 /// A 64-byte placeholder buffer that memory objects point at between runs; kernels set the real
 /// pointer before every execution, so oneDNN never reads it.
@@ -98,5 +99,25 @@ final class PackedWeights {
         try reorder.execute([(DNNLArg.from, user), (DNNLArg.to, packed)], stream: stream)
         lastSource = weights
         return packed
+    }
+}
+
+/// Runs a forward primitive that reads data, packed weights and an optional bias (convolution,
+/// deconvolution, inner product) on the arrays' own buffers.
+func runWeightedForward(_ primitive: DNNLPrimitive, weights: PackedWeights, src: DNNLMemory, dst: DNNLMemory,
+                        bias: DNNLMemory?, stream: DNNLStream, node: String,
+                        _ inputs: [NDArray], _ outputs: inout [NDArray]) throws {
+    try withSourcePointers(inputs[...]) { p in
+        let w = try weights.memory(for: inputs[1], pointer: p[1], stream: stream)
+        try src.setPointer(p[0], node: node)
+        var args: [(Int32, DNNLMemory)] = [(DNNLArg.src, src), (DNNLArg.weights, w), (DNNLArg.dst, dst)]
+        if let bias {
+            try bias.setPointer(p[2], node: node)
+            args.append((DNNLArg.bias, bias))
+        }
+        try withDestinationPointer(&outputs[0]) { out in
+            try dst.setPointer(out, node: node)
+            try primitive.execute(args, stream: stream)
+        }
     }
 }

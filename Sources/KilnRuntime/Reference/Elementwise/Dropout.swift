@@ -17,8 +17,8 @@ import KilnGraph
 /// ```
 /// After a forward that did not drop (inference, or p = 0) the gradient passes through unchanged.
 final class DropoutKernel: Kernel {
+    let parameters: DropoutParameters
     let p: Float
-    let always: Bool
     let maskShape: Shape
     let maskMap: BroadcastMap
     var rng: SplitMix64
@@ -28,12 +28,11 @@ final class DropoutKernel: Kernel {
     var dropped = false
 
     init(_ sig: KernelSignature) throws {
-        let a = sig.attributes
         let shape = sig.inputShapes[0]
-        p = Float(try a.float("p"))
-        always = try a.string("mode") == "always"
+        parameters = try DropoutParameters(sig.attributes)
+        p = Float(parameters.p)
         var dims = shape.dims
-        for axis in try a.ints("axes") {
+        for axis in parameters.axes {
             guard let k = shape.normalizedAxis(axis) else { throw sig.unsupported("axes holds \(axis), not an axis of shape \(shape)") }
             dims[k] = 1
         }
@@ -44,7 +43,7 @@ final class DropoutKernel: Kernel {
     }
 
     func forward(_ inputs: [NDArray], _ outputs: inout [NDArray], isTrain: Bool) throws {
-        dropped = (isTrain || always) && p > 0
+        dropped = (isTrain || !parameters.isIdentityAtInference) && p > 0
         guard dropped else {
             outputs[0] = inputs[0]
             return

@@ -77,28 +77,30 @@ enum Pointwise: Sendable, Equatable {
         case "rsqrt": return .rsqrt
         case "square": return .square
         case "_copy": return .identity
-        case "clip": return .clip(lower: try a.float("a_min"), upper: try a.float("a_max"))
+        case "clip":
+            let p = try ClipParameters(a)
+            return .clip(lower: p.min, upper: p.max)
         case "Activation":
-            switch try a.string("act_type") {
-            case "relu": return .relu
-            case "sigmoid": return .sigmoid
-            case "tanh": return .tanh
-            case "softrelu": return .softReLU
-            case "softsign": return .softSign
-            case let other: throw sig.unsupported("act_type \(other) is not known")
+            switch try ActivationParameters(a).kind {
+            case .relu: return .relu
+            case .sigmoid: return .sigmoid
+            case .tanh: return .tanh
+            case .softReLU: return .softReLU
+            case .softSign: return .softSign
             }
         case "LeakyReLU":
+            let p = try LeakyReLUParameters(a)
             // MXNet keeps these attributes in float32, so their values are rounded as MXNet sees them.
-            let slope = Double(Float(try a.float("slope")))
-            switch try a.string("act_type") {
-            case "leaky": return .leaky(slope: slope)
-            case "elu": return .elu(alpha: slope)
-            case "selu": return .selu
-            case "gelu": return .gelu
-            case "rrelu":
-                let lower = Float(try a.float("lower_bound")), upper = Float(try a.float("upper_bound"))
+            let slope = Double(Float(p.slope))
+            switch p.kind {
+            case .leaky: return .leaky(slope: slope)
+            case .elu: return .elu(alpha: slope)
+            case .selu: return .selu
+            case .gelu: return .gelu
+            case .rrelu:
+                let lower = Float(p.lowerBound), upper = Float(p.upperBound)
                 return .leaky(slope: Double((lower + upper) / 2))
-            case let other: throw sig.unsupported("act_type \(other) is not a one-input function")
+            case .prelu: throw sig.unsupported("act_type prelu is not a one-input function")
             }
         default:
             guard sig.node.op.hasSuffix("_scalar") else { throw sig.unsupported("the op is not a pointwise function") }

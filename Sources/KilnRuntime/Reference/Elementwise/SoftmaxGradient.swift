@@ -59,7 +59,7 @@ struct SoftmaxOutputRule: Sendable {
     let ignoreLabel: Int
     let useIgnore: Bool
     let multiOutput: Bool
-    let normalization: String
+    let normalization: SoftmaxNormalization
     let smoothAlpha: Double
     let multipliesByHeadGradient: Bool
     /// Whether the label has the data's shape (probabilities rather than class indices).
@@ -67,12 +67,13 @@ struct SoftmaxOutputRule: Sendable {
 
     init(_ sig: KernelSignature) throws {
         let a = sig.attributes
+        let p = try SoftmaxOutputParameters(a)
         lines = try SoftmaxLines.softmaxOutput(sig)
         gradScale = try a.float("grad_scale")
         ignoreLabel = SoftmaxOutputRule.classIndex(try a.float("ignore_label"))
         useIgnore = try a.bool("use_ignore")
-        multiOutput = try a.bool("multi_output") && sig.inputShapes[0].rank >= 2
-        normalization = try a.string("normalization")
+        multiOutput = p.multiOutput && sig.inputShapes[0].rank >= 2
+        normalization = p.normalization
         smoothAlpha = try a.float("smooth_alpha")
         multipliesByHeadGradient = try a.bool("out_grad")
         probabilityLabel = sig.inputShapes.count > 1 && sig.inputShapes[1] == sig.inputShapes[0]
@@ -86,9 +87,9 @@ struct SoftmaxOutputRule: Sendable {
         if probabilityLabel { return gradScale }
         let lineCount = lines.outer * lines.inner
         switch normalization {
-        case "batch": return gradScale / Double(lineCount)
-        case "valid": return gradScale / Double(max(validCount, 1))
-        default: return gradScale / Double(multiOutput ? lines.inner : 1)
+        case .batch: return gradScale / Double(lineCount)
+        case .valid: return gradScale / Double(max(validCount, 1))
+        case .null: return gradScale / Double(multiOutput ? lines.inner : 1)
         }
     }
 

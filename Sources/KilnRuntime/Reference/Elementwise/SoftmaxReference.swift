@@ -59,7 +59,7 @@ struct SoftmaxLines: Sendable {
         let shape = sig.inputShapes[0]
         let count = shape.elementCount
         guard shape.rank >= 1, count > 0 else { return SoftmaxLines(outer: 0, n: 0, inner: 0) }
-        if try sig.attributes.bool("multi_output"), shape.rank >= 2 {
+        if try SoftmaxOutputParameters(sig.attributes).multiOutput, shape.rank >= 2 {
             return SoftmaxLines(outer: shape[0], n: shape[1], inner: count / shape[0] / shape[1])
         }
         let last = shape.dims.last ?? 1
@@ -68,14 +68,14 @@ struct SoftmaxLines: Sendable {
 
     /// The lines of a `softmax` or `log_softmax` node; refuses `use_length`.
     static func softmax(_ sig: KernelSignature) throws -> SoftmaxLines {
-        let a = sig.attributes
-        if OpRegistry.useLength(a) { throw sig.unsupported("use_length=True (per-row lengths) is not implemented") }
+        let p = try SoftmaxParameters(sig.attributes)
+        if p.useLength { throw sig.unsupported("use_length=True (per-row lengths) is not implemented") }
         let shape = sig.inputShapes[0]
-        guard let axis = shape.normalizedAxis(try a.int("axis")) else {
-            throw sig.unsupported("axis \(try a.int("axis")) is out of range for shape \(shape)")
+        guard let axis = shape.normalizedAxis(p.axis) else {
+            throw sig.unsupported("axis \(p.axis) is out of range for shape \(shape)")
         }
         // A temperature of 0 gives NaN, as in MXNet.
-        let t = try a.optionalFloat("temperature") ?? 1
+        let t = p.temperature ?? 1
         return SoftmaxLines(shape: shape, axis: axis, temperature: t, logarithm: sig.node.op == "log_softmax")
     }
 }
