@@ -74,7 +74,7 @@ final class GPUPlan: CompiledGraph {
                 // Device copies of a host step's outputs are made only if a GPU kernel reads them.
                 buffers.append(try zip(outShapes, outTypes).map { try device.pool.allocate($0.elementCount * $1.byteSize) })
                 steps.append(.cpu(try factory(sig)))
-                let engine = n.op == "_kiln_engine"
+                let engine = n.op == EngineSubgraph.opName
                 placements.append(GPUPlacement(node: n.name, op: n.op, onGPU: engine, reason: engine ? nil : reason))
             }
         }

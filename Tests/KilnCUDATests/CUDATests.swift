@@ -98,11 +98,11 @@ import Testing
         let training = try Self.support(.dropout(x, p: 0.5, mode: .training, name: "d"), ["data": [2, 5]])
         #expect(training["d"] == .supported)
         let always = Symbol.dropout(x, p: 0.5, mode: .always, name: "d")
-        let reason = "mode=always, which drops at inference too (the GPU copies Dropout)"
+        let reason: SupportReason = "mode=always, which drops at inference too (the GPU copies Dropout)"
         #expect(try Self.support(always, ["data": [2, 5]])["d"] == .unsupported(reason))
         let g = always.graph
         let placements = CUDABackend().placements(g, shapes: try g.inferShapes(["data": [2, 5]]), types: try g.inferTypes([:]))
-        #expect(placements == [GPUPlacement(node: "d", op: "Dropout", onGPU: false, reason: reason)])
+        #expect(placements == [GPUPlacement(node: "d", op: "Dropout", onGPU: false, reason: reason.text)])
         // With nothing to drop, mode=always is the identity too.
         let nothing = try Self.support(.dropout(x, p: 0, mode: .always, name: "d"), ["data": [2, 5]])
         #expect(nothing["d"] == .supported)

@@ -35,8 +35,8 @@ enum CUDNNKernels {
         "BatchNorm": GPUKernelEntry(check: BatchNormKernel.check, make: { try BatchNormKernel($0, $1) }),
         "Activation": GPUKernelEntry(check: ActivationKernel.check, make: { try ActivationKernel.make($0, $1) }),
         "Pooling": GPUKernelEntry(check: PoolingKernel.check, make: { try PoolingKernel($0, $1) }),
-        "softmax": GPUKernelEntry(check: SoftmaxKernel.check, make: { try SoftmaxKernel($0, $1) }),
-        "SoftmaxOutput": GPUKernelEntry(check: SoftmaxKernel.check, make: { try SoftmaxKernel($0, $1) }),
+        "softmax": GPUKernelEntry(check: { SoftmaxKernel.check($0, output: false) }, make: { try SoftmaxKernel($0, $1, output: false) }),
+        "SoftmaxOutput": GPUKernelEntry(check: { SoftmaxKernel.check($0, output: true) }, make: { try SoftmaxKernel($0, $1, output: true) }),
     ]
 }
 
@@ -216,12 +216,13 @@ final class SoftmaxKernel: GPUKernel {
     let x: TensorDescriptor
 
     /// The (outer, axis, inner) view, or the reason there is none.
-    static func view(_ s: KernelSignature) -> Result<[Int], CUDAError> {
+    /// `output`: the node is a SoftmaxOutput (its table entry says so), whose axis `multi_output` decides.
+    static func view(_ s: KernelSignature, output: Bool) -> Result<[Int], CUDAError> {
         let d = s.inputShapes[0].dims
         let fail = { (r: String) in Result<[Int], CUDAError>.failure(.unsupported(node: s.node.name, op: s.node.op, reason: r)) }
         guard !d.isEmpty else { return fail("a scalar input") }
         var axis: Int
-        if s.node.op == "SoftmaxOutput" || OpRegistry.shared.lookup(s.node.op)?.name == "SoftmaxOutput" {
+        if output {
             let multi = (try? SoftmaxOutputParameters(s.attributes))?.multiOutput ?? false
             axis = multi ? 1 : d.count - 1
         } else {
@@ -234,15 +235,15 @@ final class SoftmaxKernel: GPUKernel {
         return .success([d[..<axis].reduce(1, *), d[axis], d[(axis + 1)...].reduce(1, *), 1])
     }
 
-    static func check(_ s: KernelSignature) -> String? {
+    static func check(_ s: KernelSignature, output: Bool) -> String? {
         if let r = GPUKernels.float32Only(s) { return r }
-        if case let .failure(.unsupported(_, _, reason)) = view(s) { return reason }
+        if case let .failure(.unsupported(_, _, reason)) = view(s, output: output) { return reason }
         return nil
     }
 
-    init(_ s: KernelSignature, _ device: CUDADevice) throws {
+    init(_ s: KernelSignature, _ device: CUDADevice, output: Bool) throws {
         self.device = device
-        x = try TensorDescriptor(device.cudnn, dims: try Self.view(s).get())
+        x = try TensorDescriptor(device.cudnn, dims: try Self.view(s, output: output).get())
     }
 
     func forward(_ inputs: [UnsafeMutableRawPointer], _ outputs: [UnsafeMutableRawPointer]) throws {

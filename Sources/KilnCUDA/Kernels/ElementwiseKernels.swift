@@ -46,7 +46,7 @@ enum ElementwiseKernels {
         for op in scalarExpressions.keys {
             t[op] = GPUKernelEntry(check: GPUKernels.float32Only, make: { try ScalarKernel.make($0, $1) })
         }
-        t["clip"] = GPUKernelEntry(check: GPUKernels.float32Only, make: { try ScalarKernel.make($0, $1) })
+        t["clip"] = GPUKernelEntry(check: GPUKernels.float32Only, make: { try ScalarKernel.clip($0, $1) })
         for op in copies {
             t[op] = GPUKernelEntry(check: CopyKernel.check, make: { CopyKernel($0, $1) })
         }
@@ -120,20 +120,22 @@ final class MapKernel: GPUKernel {
 }
 
 enum ScalarKernel {
+    /// An op with a scalar attribute (`_plus_scalar`): its table expression with the scalar as a literal.
     static func make(_ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
         let canonical = OpRegistry.shared.lookup(s.node.op)?.name ?? s.node.op
-        let expression: String
-        if canonical == "clip" {
-            let p = try ClipParameters(s.attributes)
-            expression = "fminf(fmaxf(a, \(literal(p.min))), \(literal(p.max)))"
-        } else {
-            guard let e = ElementwiseKernels.scalarExpressions[canonical] else {
-                throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: "no GPU expression")
-            }
-            expression = e.replacingOccurrences(of: "S", with: literal(try s.attributes.float("scalar")))
+        guard let e = ElementwiseKernels.scalarExpressions[canonical] else {
+            throw CUDAError.unsupported(node: s.node.name, op: s.node.op, reason: "no GPU expression")
         }
-        let name = "kiln_" + canonical.filter { $0.isLetter || $0 == "_" }
-        return try MapKernel(device, name: name, expression: expression, count: s.outputShapes[0].elementCount)
+        let expression = e.replacingOccurrences(of: "S", with: literal(try s.attributes.float("scalar")))
+        return try MapKernel(device, name: "kiln_" + canonical.filter { $0.isLetter || $0 == "_" }, expression: expression,
+                             count: s.outputShapes[0].elementCount)
+    }
+
+    /// `clip`: its bounds as literals.
+    static func clip(_ s: KernelSignature, _ device: CUDADevice) throws -> any GPUKernel {
+        let p = try ClipParameters(s.attributes)
+        return try MapKernel(device, name: "kiln_clip", expression: "fminf(fmaxf(a, \(literal(p.min))), \(literal(p.max)))",
+                             count: s.outputShapes[0].elementCount)
     }
 
     /// A float literal that reads back as the same float32 (hexadecimal, exact).
