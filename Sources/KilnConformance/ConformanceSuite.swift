@@ -67,7 +67,7 @@ public struct ConformanceBackend: Sendable, CustomStringConvertible {
 ///
 /// ```
 /// let suite = try ConformanceSuite(fixtures: .package)
-/// let outcome = try suite.run(try suite.fixtures.opCase("Pooling_max_2x2_s2"), on: OpByOpBackend.framework)
+/// let outcome = suite.run(try suite.fixtures.opCase("Pooling_max_2x2_s2"), on: OpByOpBackend.framework)
 /// ```
 public struct ConformanceSuite: Sendable {
     /// Outputs: within 1e-4 of `max(1, max |expected|)` (float32 against MXNet's float32 on the CPU).
