@@ -30,12 +30,13 @@ let package = Package(
         .target(name: "KilnEngine", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "CDNNL"]),
         .target(name: "KilnGluon", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain"]),
         .target(name: "KilnCUDA", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore"]),
-        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngineCore", "KilnEngine", "KilnGluon", "KilnCUDA"]),
+        .target(name: "KilnConformance", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .target(name: "Kiln", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "KilnTrain", "KilnData", "KilnEngineCore", "KilnEngine", "KilnGluon", "KilnCUDA", "KilnConformance"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnConformance"], path: "Tests/TestSupport"),
         .testTarget(name: "KilnPartitionTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnPartition", "TestSupport"]),
         .testTarget(name: "KilnTrainTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "TestSupport"]),
         .testTarget(name: "KilnGluonTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnTrain", "KilnGluon", "TestSupport"]),
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnEngine", "TestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
+        .testTarget(name: "KilnConformanceTests", dependencies: ["Kiln", "TestSupport"]),
         // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
         .target(name: "FuzzSupport"),

@@ -10,3 +10,4 @@
 @_exported import KilnEngine
 @_exported import KilnGluon
 @_exported import KilnCUDA
+@_exported import KilnConformance

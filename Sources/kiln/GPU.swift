@@ -47,21 +47,25 @@ struct Devices: ParsableCommand {
     }
 }
 
-/// Checks the GPU's framework mode against independent answers: every GPU kernel against the naive
-/// reference kernels on the CPU, and whole models against the CPU framework.
+/// Checks the GPU's backends against independent answers: the conformance suite's golden MXNet cases on
+/// the GPU framework and the cuda engine, and whole models against the CPU framework.
 struct GPUCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpu-check",
-        abstract: "Check every GPU kernel against the reference kernels, and models on the GPU against the CPU.",
+        abstract: "Run the conformance suite on the GPU's backends, then models on the GPU against the CPU.",
         discussion: """
-            Each op case binds one small graph twice, with the naive reference kernels on the CPU and on the GPU, \
-            feeds both the same seeded random inputs and compares every output: max abs difference at most 1e-4 of \
-            the output scale (max |reference|, at least 1). Models (LeNet-5 and the zoo's models found in the model \
-            directory, or random weights) compare the GPU with the CPU framework, outputs and top-1. Exits 1 when \
-            a case fails.
+            Every golden case of real MXNet 1.9.1 (--golden: the folder holding ops/index.json) runs on the GPU \
+            framework and on the cuda engine in fp32, by the rule the tests use: a backend claims a case when it \
+            supports every op node on the GPU (a node left to the CPU means not claimed), and a claimed case passes \
+            when every output is within 1e-4 of its scale (max |expected|, at least 1). Each case prints ok, FAIL or \
+            not claimed with the reason, then the counts; an op in the GPU framework's table with no passed case \
+            is a failure. Models (LeNet-5 and the zoo's models found in the model directory, or random weights) \
+            compare the GPU with the CPU framework, outputs and top-1. Exits 1 when a check fails.
             """)
 
     @Option(help: "The GPU.") var device: Int = 0
+    @Option(help: "The golden fixtures' folder (holding ops/index.json); default Tests/Fixtures/golden of the package built from.")
+    var golden: String?
     @Option(help: "Batch size of the model checks.") var batch: Int = 16
     @Option(help: "Zoo models to check (comma-separated); trained weights from --model-dir when present.")
     var models: String = "cifar_resnet20_v1,cifar_resnet56_v1,cifar_resnet20_v2"
@@ -81,14 +85,35 @@ struct GPUCheck: ParsableCommand {
             print(CUDA.shared.versionSummary)
             var rows: [[String: Any]] = []
             var failures = 0
-            for c in try GPUOpCase.all() {
-                let r = try c.compare(device: device)
-                let ok = r.maxDifference <= 1e-4 * max(1, r.scale)
-                if !ok { failures += 1 }
-                print(String(format: "%@ %-34@ max |diff| %.3g (scale %.3g)%@", ok ? "ok  " : "FAIL", c.name as NSString, r.maxDifference, r.scale,
-                             r.onCPU.isEmpty ? "" : "  [on the CPU: \(r.onCPU.joined(separator: ", "))]"))
-                rows.append(["case": c.name, "max_abs_diff": r.maxDifference, "scale": r.scale, "ok": ok, "cpu_nodes": r.onCPU])
+            let fixtures = golden.map { GoldenFixtures(root: URL(fileURLWithPath: $0, isDirectory: true)) } ?? .package
+            let backends = ConformanceBackend.gpu(device: device)
+            let report = try ConformanceSuite(fixtures: fixtures).report(on: backends) { row in
+                var json: [String: Any] = ["case": row.caseName, "op": row.op, "backend": row.backend, "ok": row.outcome.isPassed]
+                let status: String
+                switch row.outcome {
+                case let .passed(d):
+                    status = String(format: "ok            max |diff| %.3g of the scale", d)
+                    json["max_rel_diff"] = d
+                case let .failed(reason):
+                    status = "FAIL          \(reason)"
+                    json["failure"] = reason
+                case let .notClaimed(reason):
+                    status = "not claimed   \(reason)"
+                    json["not_claimed"] = reason
+                }
+                print(String(format: "%-18@ %-42@ ", row.backend as NSString, row.caseName as NSString) + status)
+                rows.append(json)
             }
+            failures += rows.filter { $0["failure"] != nil }.count
+            for b in backends {
+                guard let unproven = report.claimedOpsWithoutPassedCases(backend: b.name) else { continue }
+                for op in unproven {
+                    failures += 1
+                    print("FAIL \(b.name) claims \(op), but no golden case of it passed")
+                    rows.append(["op": op, "backend": b.name, "ok": false, "failure": "claimed, but no golden case passed"])
+                }
+            }
+            print(report.summary)
             var modelCases: [(String, Symbol, [String: NDArray], Shape)] = []
             if let lenet {
                 let (symbol, args, aux) = try Checkpoint.load(prefix: lenet, epoch: lenetEpoch)
@@ -145,7 +170,9 @@ struct GPUCheck: ParsableCommand {
                                                       options: [.prettyPrinted, .sortedKeys])
                 try data.write(to: URL(fileURLWithPath: output))
             }
-            print(failures == 0 ? "all \(rows.count) checks passed" : "\(failures) of \(rows.count) checks failed")
+            // A case no backend claimed is no check: it is neither passed nor failed.
+            let checks = rows.filter { $0["not_claimed"] == nil }.count, notClaimed = rows.count - checks
+            print((failures == 0 ? "all \(checks) checks passed" : "\(failures) of \(checks) checks failed") + "; \(notClaimed) cases not claimed")
             if failures > 0 { throw ExitCode(1) }
         }
     }
@@ -204,75 +231,5 @@ struct GPUCheck: ParsableCommand {
         let a = reference.argmaxLastAxis(), b = other.argmaxLastAxis()
         let agree = zip(a, b).filter { $0 == $1 }.count
         return ModelComparison(mode: mode, maxDifference: maxDiff, scale: scale, top1Agreement: Double(agree) / Double(max(a.count, 1)), seconds: seconds)
-    }
-}
-
-/// One op configuration of `kiln gpu-check`.
-struct GPUOpCase {
-    let name: String
-    let symbol: Symbol
-    let shapes: [String: Shape]
-    /// Inputs that must be positive (variances, log's argument).
-    var positive: Set<String> = []
-
-    struct Result { var maxDifference: Double, scale: Double, onCPU: [String] }
-
-    func compare(device: Int) throws -> Result {
-        let reference = try symbol.bind(shapes: shapes, backend: OpByOpBackend.reference)
-        let gpu = try symbol.bind(context: .gpu(device), shapes: shapes, backend: CUDABackend(device: device))
-        var seed: UInt64 = 100
-        for (k, v) in reference.argDict.merging(reference.auxDict, uniquingKeysWith: { a, _ in a }) {
-            seed += 1
-            var x = NDArray.randomNormal(shape: v.shape, seed: seed)
-            if positive.contains(where: { k.hasSuffix($0) }) { x = x.map { abs($0) + 0.5 } }
-            if reference.argDict[k] != nil { reference.argDict[k] = x; gpu.argDict[k] = x } else { reference.auxDict[k] = x; gpu.auxDict[k] = x }
-        }
-        try reference.forward()
-        try gpu.forward()
-        var maxDiff = 0.0, scale = 0.0
-        for (r, g) in zip(reference.outputs, gpu.outputs) {
-            for i in 0..<r.elementCount {
-                maxDiff = max(maxDiff, abs(r.element(i) - g.element(i)))
-                scale = max(scale, abs(r.element(i)))
-            }
-        }
-        let shapesInferred = try symbol.graph.inferShapes(shapes)
-        let types = try symbol.graph.inferTypes([:])
-        let onCPU = CUDABackend(device: device).placements(symbol.graph, shapes: shapesInferred, types: types).filter { !$0.onGPU }.map { "\($0.op): \($0.reason ?? "")" }
-        return Result(maxDifference: maxDiff, scale: scale, onCPU: onCPU)
-    }
-
-    static func all() throws -> [GPUOpCase] {
-        let x = Symbol.variable("data")
-        let img: [String: Shape] = ["data": [2, 6, 9, 9]]
-        var cases: [GPUOpCase] = [
-            GPUOpCase(name: "Convolution 3x3 pad 1", symbol: .convolution(x, kernel: [3, 3], numFilter: 8, pad: [1, 1], name: "c"), shapes: img),
-            GPUOpCase(name: "Convolution 3x3 stride 2 no bias", symbol: .convolution(x, kernel: [3, 3], numFilter: 4, stride: [2, 2], noBias: true, name: "c"), shapes: img),
-            GPUOpCase(name: "Convolution 1x1 groups 2", symbol: .convolution(x, kernel: [1, 1], numFilter: 4, numGroup: 2, name: "c"), shapes: img),
-            GPUOpCase(name: "Convolution 3x3 dilate 2", symbol: .convolution(x, kernel: [3, 3], numFilter: 5, dilate: [2, 2], pad: [2, 2], name: "c"), shapes: img),
-            GPUOpCase(name: "BatchNorm", symbol: .batchNorm(x, eps: 1e-5, fixGamma: false, name: "bn"), shapes: img, positive: ["moving_var"]),
-            GPUOpCase(name: "BatchNorm fix_gamma", symbol: .batchNorm(x, eps: 1e-3, fixGamma: true, name: "bn"), shapes: img, positive: ["moving_var"]),
-            GPUOpCase(name: "Pooling max 2x2 stride 2", symbol: .pooling(x, kernel: [2, 2], poolType: .max, stride: [2, 2], name: "p"), shapes: img),
-            GPUOpCase(name: "Pooling avg 3x3 pad 1", symbol: .pooling(x, kernel: [3, 3], poolType: .avg, stride: [1, 1], pad: [1, 1], name: "p"), shapes: img),
-            GPUOpCase(name: "Pooling global avg", symbol: .pooling(x, poolType: .avg, globalPool: true, name: "p"), shapes: img),
-            GPUOpCase(name: "Pooling sum (CPU fallback)", symbol: .pooling(x, kernel: [2, 2], poolType: .sum, stride: [2, 2], name: "p"), shapes: img),
-            GPUOpCase(name: "FullyConnected flatten", symbol: .fullyConnected(x, numHidden: 7, name: "fc"), shapes: img),
-            GPUOpCase(name: "FullyConnected no bias, 2-d", symbol: .fullyConnected(x, numHidden: 3, noBias: true, name: "fc"), shapes: ["data": [5, 11]]),
-            GPUOpCase(name: "softmax axis -1", symbol: .softmax(x, name: "s"), shapes: ["data": [4, 10]]),
-            GPUOpCase(name: "softmax axis 1 of 4-d", symbol: .softmax(x, axis: 1, name: "s"), shapes: img),
-            GPUOpCase(name: "SoftmaxOutput", symbol: .softmaxOutput(x, name: "softmax"), shapes: ["data": [4, 10]]),
-            GPUOpCase(name: "Flatten", symbol: .flatten(x, name: "f"), shapes: img),
-            GPUOpCase(name: "elemwise_add", symbol: .elementwiseAdd(x, .variable("other")), shapes: ["data": [3, 5, 7], "other": [3, 5, 7]]),
-            GPUOpCase(name: "elemwise_div", symbol: .elementwiseDivide(x, .variable("other")), shapes: ["data": [3, 5, 7], "other": [3, 5, 7]], positive: ["other"]),
-            GPUOpCase(name: "broadcast_mul (3,1,7) x (5,1)", symbol: .broadcastMultiply(x, .variable("other")), shapes: ["data": [3, 1, 7], "other": [5, 1]]),
-            GPUOpCase(name: "_rdiv_scalar 3", symbol: .reverseDivideScalar(x, 3, name: "r"), shapes: ["data": [4, 9]], positive: ["data"]),
-            GPUOpCase(name: "_power_scalar 1.5", symbol: .powerScalar(x, 1.5, name: "p"), shapes: ["data": [4, 9]], positive: ["data"]),
-            GPUOpCase(name: "clip -0.5 0.7", symbol: .clip(x, min: -0.5, max: 0.7, name: "c"), shapes: ["data": [4, 9]]),
-            GPUOpCase(name: "log", symbol: .log(x, name: "l"), shapes: ["data": [4, 9]], positive: ["data"]),
-        ]
-        for kind in ActivationKind.allCases {
-            cases.append(GPUOpCase(name: "Activation \(kind.rawValue)", symbol: .activation(x, kind: kind, name: "a"), shapes: img))
-        }
-        return cases
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
+import KilnConformance
 
 /// Locates the files under `Tests/Fixtures/`, whatever the working directory of the test run.
 ///
-/// The package root is found by walking up from this source file to the first folder that holds
-/// `Package.swift`, so the helper works from `swift test`, from an IDE and from CI's fresh clone.
+/// The package root is found as ``GoldenFixtures/packageRoot`` finds it, so the helper works from
+/// `swift test`, from an IDE and from CI's fresh clone.
 public enum Fixtures {
     /// `Tests/Fixtures/` of the package this file belongs to.
     public static var root: URL {
@@ -20,16 +21,6 @@ public enum Fixtures {
         FileManager.default.fileExists(atPath: url(relative).path)
     }
 
-    /// The package root: the nearest folder above this source file that holds `Package.swift`.
-    public static var packageRoot: URL {
-        var dir = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent()
-        while dir.path != "/" {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                return dir
-            }
-            dir = dir.deletingLastPathComponent()
-        }
-        // Not inside a package (a relocated build): fall back to the working directory.
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
-    }
+    /// The package root: the nearest folder above the sources that holds `Package.swift`.
+    public static var packageRoot: URL { GoldenFixtures.packageRoot }
 }

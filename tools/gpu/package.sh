@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the static-stdlib kiln binary here and packs what the GPU machine needs into
 # .devcarry/kiln-gpu.tar.xz (kept under the device tool's 64 MiB): the binary, oneDNN and the other
-# shared libraries it links (the GPU machine has none of them), the zoo's trained weights and the
-# benchmark checkpoints. tools/gpu/run.sh unpacks and runs it there.
+# shared libraries it links (the GPU machine has none of them), the zoo's trained weights, the
+# benchmark checkpoints and the conformance suite's golden per-op cases. tools/gpu/run.sh unpacks and
+# runs it there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --static-swift-stdlib --scratch-path .build-static --product kiln \
@@ -21,6 +22,10 @@ cp models/*.params "$stage/kiln/models/" 2>/dev/null || true
 if [ -d bench/models ]; then
     cp bench/models/cifar_resnet56_v1-symbol.json bench/models/cifar_resnet56_v1-0000.params "$stage/kiln/bench-models/"
 fi
+# The golden MXNet cases that `kiln gpu-check --golden` runs on the GPU's backends (inference only, so
+# not grads/).
+mkdir -p "$stage/kiln/golden"
+cp -r Tests/Fixtures/golden/ops "$stage/kiln/golden/ops"
 # Test data and a trained LeNet-5 for the engine's accuracy checks there, when they are here.
 mkdir -p "$stage/kiln/data/mnist" "$stage/kiln/data/fashion-mnist" "$stage/kiln/lenet"
 mnist=${KILN_DATA_DIR:-/tmp/kilndata}/mnist

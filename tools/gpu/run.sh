@@ -2,7 +2,8 @@
 # Runs Kiln's GPU experiments on the GPU machine (../shared/NOTES.md): unpacks what
 # tools/gpu/package.sh packed, points the loader at CUDA's libraries in PyTorch's venv, then
 #   1. kiln devices                      (libraries and GPUs found)
-#   2. kiln gpu-check                    (every GPU kernel against the reference kernels; models GPU vs CPU)
+#   2. kiln gpu-check                    (the conformance suite's golden cases on the GPU framework and the
+#                                         cuda engine, log in gpu-conformance.txt; models GPU vs CPU)
 #   3. kiln bench --context gpu          (the GPU's framework mode, cifar_resnet56_v1, batch 1, 16, 64)
 #   4. tools/gpu/torch_bench.py          (PyTorch on the same architecture, same batches)
 # and writes JSON lines and a markdown table into RESULTS (default bench/results, or $OUT when set).
@@ -30,7 +31,8 @@ $K/kiln devices --json 2>&1 | tee -a "$log" | tail -1 > "$results/gpu-devices.js
 want check && { say "== kiln gpu-check"
 lenet=()
 [ -f $K/lenet/lenet-symbol.json ] && lenet=(--lenet $K/lenet/lenet --lenet-epoch 1 --mnist $K/data/mnist)
-$K/kiln gpu-check --output "$results/gpu-check.json" "${lenet[@]}" 2>&1 | tee -a "$log"; }
+$K/kiln gpu-check --golden $K/golden --output "$results/gpu-check.json" "${lenet[@]}" 2>&1 | tee -a "$log" \
+    | tee "$results/gpu-conformance.txt"; }
 
 want zoo && { say "== kiln zoo --context gpu (the seed's experiment on the GPU, trained models, Fashion-MNIST-32 test set)"
 for p in fp32 fp16 bf16; do

@@ -37,7 +37,8 @@ enum ElementwiseKernels {
 
     static let entries: [String: GPUKernelEntry] = {
         var t: [String: GPUKernelEntry] = [:]
-        for op in unaryExpressions.keys {
+        // softrelu and softsign are act_types of Activation only, not ops of their own.
+        for op in unaryExpressions.keys where OpRegistry.shared.lookup(op) != nil {
             t[op] = GPUKernelEntry(check: GPUKernels.float32Only, make: { try unary(op, $0, $1) })
         }
         for op in binaryExpressions.keys {

@@ -47,3 +47,9 @@ enum GPUKernels {
         return nil
     }
 }
+
+extension CUDABackend {
+    /// The ops the GPU's kernel table has an entry for (canonical MXNet names), sorted; a node of
+    /// another op runs on the CPU.
+    public static var kernelOpNames: [String] { GPUKernels.table.keys.sorted() }
+}

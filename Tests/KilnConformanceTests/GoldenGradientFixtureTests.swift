@@ -1,67 +1,6 @@
-import KilnCore
-import KilnGraph
-import KilnRuntime
+import Kiln
 import TestSupport
 import Testing
-
-/// Every gradient case of real MXNet 1.9.1 (one-op cases and two whole models), run as MXNet ran it
-/// on the reference and the framework backends: bind with MXNet's gradient requests (labels `.null`,
-/// everything else `.write`), one training forward, backward with MXNet's head gradients; then the
-/// outputs, the auxiliary states after the step and every gradient must match.
-@Suite struct GradientConformanceTests {
-    static let backends: [OpByOpBackend] = [.reference, .framework]
-
-    @Test func indexIsPresent() {
-        let names = GoldenGradients.caseNames
-        #expect(names.count > 140, "the gradient index lists \(names.count) cases")
-        #expect(names.contains("models/lenet") && names.contains("models/convbn"), "the model cases are missing")
-    }
-
-    @Test(arguments: GoldenGradients.caseNames, [0, 1])
-    func trainingStepMatchesMXNet(caseName: String, backendIndex: Int) throws {
-        let backend = Self.backends[backendIndex]
-        let c = try GoldenGradients.load(caseName)
-        let label = "\(caseName) [\(backend.name)]"
-        let exec = try c.symbol.bind(shapes: c.arguments.mapValues(\.shape), types: c.arguments.mapValues(\.dtype),
-                                           gradReqs: c.gradientRequests,
-                                           sharedBuffer: c.arguments.merging(c.auxiliaryStates) { a, _ in a },
-                                           backend: backend)
-        try exec.forward(isTrain: true)
-        try #require(exec.outputs.count == c.outputs.count, "\(label): \(exec.outputs.count) outputs, MXNet has \(c.outputs.count)")
-        for (i, (out, expected)) in zip(exec.outputs, c.outputs).enumerated() {
-            expectClose(out, expected, relative: 1e-4, "\(label) output \(i)")
-        }
-
-        try exec.backward(c.headGradients)
-        // The training step moves the auxiliary states (BatchNorm's moving statistics, which MXNet 1.9
-        // updates in its backward: the fixture holds them after backward).
-        for (name, expected) in c.auxiliaryStatesAfter {
-            guard let actual = exec.auxDict[name] else {
-                Issue.record("\(label): no auxiliary state \(name)")
-                continue
-            }
-            expectClose(actual, expected, relative: 1e-4, "\(label) \(name) after the training step")
-        }
-        #expect(Set(exec.gradDict.keys) == Set(c.gradientArguments), "\(label): gradients of \(exec.gradDict.keys.sorted())")
-        for name in c.gradientArguments {
-            guard let expected = c.gradients[name] else {
-                Issue.record("\(label): the fixture has no gradient of \(name)")
-                continue
-            }
-            guard let actual = exec.gradDict[name] else { continue }  // reported by the key check above
-            if let wrong = c.mxnetWrong[name] {
-                // MXNet's value is wrong (see the generator's finite-difference check): Kiln must differ
-                // from it, in values only.
-                #expect(actual.shape == expected.shape, "\(label) gradient of \(name): shape \(actual.shape)")
-                withKnownIssue("MXNet 1.9.1's gradient of \(name) is wrong: \(wrong)") {
-                    expectClose(actual, expected, relative: 1e-3, "\(label) gradient of \(name)")
-                }
-            } else {
-                expectClose(actual, expected, relative: 1e-3, "\(label) gradient of \(name)")
-            }
-        }
-    }
-}
 
 /// The fixtures themselves against gradients worked out by hand from their own inputs: proof that the
 /// loader pairs every `grad:` with the right arguments and head gradients, so a conformance failure

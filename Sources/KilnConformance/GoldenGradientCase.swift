@@ -42,9 +42,9 @@ public struct GoldenGradientCase: Sendable {
     }
 }
 
-/// Access to the committed gradient fixtures under `Tests/Fixtures/golden/grads/`.
-public enum GoldenGradients {
-    struct IndexEntry: Decodable {
+extension GoldenFixtures {
+    /// One line of `grads/index.json` or `grads/models/index.json`.
+    struct GradientIndexEntry: Decodable {
         let name: String
         let op: String?
         let gradientArguments: [String]
@@ -58,29 +58,26 @@ public enum GoldenGradients {
     }
 
     /// The one-op cases in the index's order, then the models.
-    static let index: [IndexEntry] = ["golden/grads/index.json", "golden/grads/models/index.json"].flatMap { file in
-        guard let data = try? Data(contentsOf: Fixtures.url(file)),
-              let list = try? JSONDecoder().decode([IndexEntry].self, from: data) else { return [IndexEntry]() }
-        return list
+    func gradientIndex() throws -> [GradientIndexEntry] {
+        try index("grads/index.json", of: GradientIndexEntry.self) + index("grads/models/index.json", of: GradientIndexEntry.self)
     }
 
-    /// Names of the one-op cases in the index's order, then the models (`models/lenet`, ...); empty if
-    /// the indexes are missing, which the conformance suite reports as a failure of its own.
-    public static let caseNames: [String] = index.map(\.name)
+    /// Names of the one-op gradient cases in the index's order, then the models (`models/lenet`, ...).
+    public func gradientCaseNames() throws -> [String] { try gradientIndex().map(\.name) }
 
-    /// Loads one case (`"Convolution_2d_k3"`, `"models/lenet"`).
-    public static func load(_ name: String) throws -> GoldenGradientCase {
-        let paramsPath = Fixtures.url("golden/grads/\(name).params").path
-        guard let entry = index.first(where: { $0.name == name }) else {
-            throw KilnCoreError.malformedFile(path: Fixtures.url("golden/grads/index.json").path, field: name,
+    /// Loads one gradient case (`"Convolution_2d_k3"`, `"models/lenet"`).
+    public func gradientCase(_ name: String) throws -> GoldenGradientCase {
+        let paramsPath = url("grads/\(name).params").path
+        guard let entry = try gradientIndex().first(where: { $0.name == name }) else {
+            throw KilnCoreError.malformedFile(path: url("grads/index.json").path, field: name,
                                               reason: "the case is not in the index")
         }
-        let symbol = try Symbol.load(jsonFile: Fixtures.url("golden/grads/\(name).json").path)
+        let symbol = try Symbol.load(jsonFile: url("grads/\(name).json").path)
         var args: [String: NDArray] = [:], aux: [String: NDArray] = [:], grads: [String: NDArray] = [:]
         var auxAfter: [String: NDArray] = [:], outs: [Int: NDArray] = [:], ograds: [Int: NDArray] = [:]
         // A model's weights may live in a checkpoint of its own; the case's file adds data and label.
         if let base = entry.parametersFrom {
-            for (key, array) in try NDArray.loadParams(from: Fixtures.url("golden/\(base)").path) {
+            for (key, array) in try NDArray.loadParams(from: url(base).path) {
                 if key.hasPrefix("arg:") { args[String(key.dropFirst(4))] = array }
                 else if key.hasPrefix("aux:") { aux[String(key.dropFirst(4))] = array }
             }
