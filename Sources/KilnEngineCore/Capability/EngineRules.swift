@@ -56,8 +56,8 @@ public enum EngineRules {
         }
     }
 
-    /// The standalone activation ops (`relu`, `sigmoid`, `tanh`): the function is the op itself,
-    /// read from its definition's activation (never from its name here).
+    /// A standalone activation op (`relu`, `sigmoid`, `tanh`), whose function is the op itself: the
+    /// engine's table entry for the op names the kind.
     public static func activationOp(_ kind: ActivationKind) -> EngineLowering {
         EngineLowering { _ in .lower(.eltwise(EltwiseSpec(algorithm: algorithm(kind)))) }
     }
