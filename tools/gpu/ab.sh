@@ -7,13 +7,7 @@
 #   AB_A="KILN_ENGINE_CUDA_TUNE=0" AB_B="KILN_ENGINE_CUDA_TUNE=1" [PRECISION=fp16] [BATCHES=1,16,64] [ROUNDS=3] bash tools/gpu/ab.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p /tmp/kiln-gpu
-[ -x /tmp/kiln-gpu/kiln/kiln ] || tar -C /tmp/kiln-gpu -xJf .devcarry/kiln-gpu.tar.xz
-K=/tmp/kiln-gpu/kiln
-export LD_LIBRARY_PATH=$K/lib:${LD_LIBRARY_PATH:-}
-venv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-export KILN_CUDA_PATH=${KILN_CUDA_PATH:-$venv/cu13/lib:$venv/cudnn/lib}
-prefix=$K/bench-models/cifar_resnet56_v1
+. tools/gpu/env.sh
 for r in $(seq "${ROUNDS:-3}"); do
     for b in $(echo "${BATCHES:-1,16,64}" | tr , ' '); do
         for setting in "${AB_A:-}" "${AB_B:-}"; do

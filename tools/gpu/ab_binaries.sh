@@ -4,17 +4,11 @@
 # waiting for each forward and with --async; one JSON line per run, with "binary": "a" or "b".
 #
 # Usage (after tools/gpu/package.sh, on the GPU machine; KILN_A and KILN_B are the two binaries):
-#   KILN_A=/tmp/kiln-before KILN_B=/tmp/kiln-gpu/kiln/kiln [PRECISIONS=fp32,fp16] [BATCHES=1,16,64] [ROUNDS=3] \
+#   [KILN_GPU_TARBALL=.devcarry/kiln-ab.tar.xz] KILN_A=/tmp/kiln-gpu/kiln/kiln-before KILN_B=/tmp/kiln-gpu/kiln/kiln [PRECISIONS=fp32,fp16] [BATCHES=1,16,64] [ROUNDS=3] \
 #       bash tools/gpu/ab_binaries.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p /tmp/kiln-gpu
-[ -x /tmp/kiln-gpu/kiln/kiln ] || tar -C /tmp/kiln-gpu -xJf .devcarry/kiln-gpu.tar.xz
-K=/tmp/kiln-gpu/kiln
-export LD_LIBRARY_PATH=$K/lib:${LD_LIBRARY_PATH:-}
-venv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-export KILN_CUDA_PATH=${KILN_CUDA_PATH:-$venv/cu13/lib:$venv/cudnn/lib}
-prefix=$K/bench-models/cifar_resnet56_v1
+. tools/gpu/env.sh
 for r in $(seq "${ROUNDS:-3}"); do
     for b in $(echo "${BATCHES:-1,16,64}" | tr , ' '); do
         for p in $(echo "${PRECISIONS:-fp32,fp16}" | tr , ' '); do
