@@ -228,7 +228,7 @@ import Testing
     }
 
     /// Global average pooling, flatten and a dense layer that is the group's output become the fused
-    /// head in the cuda engine's pipeline, and stay two ops in the cpu engine's.
+    /// head in the cuda engine's pipeline (the cpu engine's has no head pass).
     @Test func headIsOneStep() throws {
         var y = Symbol.pooling(.variable("data"), poolType: .avg, globalPool: true, name: "pool")
         y = .fullyConnected(.flatten(y, name: "flat"), numHidden: 3, name: "fc")
