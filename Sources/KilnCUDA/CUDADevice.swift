@@ -5,6 +5,7 @@
 //   plan B ─┴─> stream ─> GPU        can be handed out again at once, without a synchronization
 import Foundation
 import KilnCore
+import KilnEngineCore
 
 /// A GPU opened for work. Kept for the life of the process (``CUDA/device(_:)``).
 final class CUDADevice: @unchecked Sendable {
@@ -135,10 +136,11 @@ final class CUDADevice: @unchecked Sendable {
         _ = nvrtc.version(&major, &minor)
         _ = driver.driverGetVersion(&driverVersion)
         let key = "\(source)\nsm_\(computeCapability.major)\(computeCapability.minor) nvrtc \(major).\(minor) driver \(driverVersion)"
-        // FNV-1a: stable across processes, unlike Swift's Hasher.
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return (dir as NSString).appendingPathComponent("cuda/" + String(format: "%016llx", h) + ".cubin")
+        // The engine core's SHA-256, as the cpu engine's plan files: stable across processes (unlike
+        // Swift's Hasher), and no two kernels' sources share a file.
+        var h = SHA256()
+        h.update(key)
+        return (dir as NSString).appendingPathComponent("cuda/" + SHA256.hex(h.digest) + ".cubin")
     }
 
     /// Writes a cubin to the cache; a cache that cannot be written only costs the next process a compile.
