@@ -9,7 +9,9 @@ public final class SymbolNode: Sendable {
     public let name: String
     /// Attributes as given or read from a file, without defaults filled in (so files round-trip).
     public let attributes: Attributes
-    public let inputs: [SymbolEntry]
+    /// The node's inputs. Set once at init; only the release below empties it, when no other
+    /// reference to the node exists, so no one can read it concurrently.
+    public nonisolated(unsafe) private(set) var inputs: [SymbolEntry]
 
     public init(op: String, name: String, attributes: Attributes = [:], inputs: [SymbolEntry] = []) {
         self.op = op
@@ -20,6 +22,21 @@ public final class SymbolNode: Sendable {
 
     /// Whether this node is a variable (an argument or auxiliary state).
     public var isVariable: Bool { op == "null" }
+
+    // Releasing the last reference to a node releases its inputs, and theirs: done by the default
+    // deinit, that recursion is one stack frame per node, and a chain of about 35,000 nodes (a valid
+    // symbol file) overflowed the stack. Here the inputs move to a list instead, and each input this
+    // list alone holds hands its own inputs to the list before it is dropped, so every deinit finds
+    // its inputs empty: no recursion, whatever the depth.
+    deinit {
+        var pending = inputs.map(\.node)
+        inputs = []
+        while var node = pending.popLast() {
+            guard isKnownUniquelyReferenced(&node) else { continue }
+            pending.append(contentsOf: node.inputs.map(\.node))
+            node.inputs = []
+        }
+    }
 }
 
 /// One output of a node.
