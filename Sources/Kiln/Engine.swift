@@ -4,11 +4,28 @@ import Foundation
 public enum KilnError: Error, CustomStringConvertible, Equatable {
     /// An environment variable with a value Kiln does not accept.
     case invalidSetting(name: String, value: String, accepted: String)
+    /// A label in a user's file that is not a class index (NaN, infinite, negative, fractional, huge).
+    case invalidLabel(file: String, index: Int, value: Float)
 
     public var description: String {
         switch self {
         case let .invalidSetting(name, value, accepted):
             return "\(name)=\(value) is not accepted; use one of \(accepted)."
+        case let .invalidLabel(file, index, value):
+            return "The labels file \(file) holds \(value) at position \(index), which is not a class index (a whole number from 0 to 2147483647)."
+        }
+    }
+}
+
+/// Class labels read from a user's file, converted with a check (a NaN, infinite or 1e30 label
+/// trapped in `Int(_:)` before).
+public enum ClassLabels {
+    /// The labels as class indices; throws ``KilnError/invalidLabel(file:index:value:)`` for the first
+    /// that is not a whole number from 0 to 2^31 - 1.
+    public static func indices(_ values: [Float], file: String) throws -> [Int] {
+        try values.enumerated().map { i, v in
+            guard v.isFinite, v >= 0, v < 2_147_483_648, v.rounded() == v else { throw KilnError.invalidLabel(file: file, index: i, value: v) }
+            return Int(v)
         }
     }
 }

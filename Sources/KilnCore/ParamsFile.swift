@@ -280,6 +280,8 @@ enum ParamsCodec {
                 reason: "expected 0 (a list save) or \(count) (one name per array), found \(nameCount)")
         }
         var names: [String?] = Array(repeating: nil, count: n)
+        // A name given twice would silently keep the later array (MXNet's dict does): refuse it.
+        var firstIndex: [String: Int] = [:]
         for i in 0..<Int(nameCount) {
             let field = "the length of name \(i)"
             let length = try reader.read(UInt64.self, field: field)
@@ -293,6 +295,11 @@ enum ParamsCodec {
                 throw KilnCoreError.malformedFile(path: source, field: "name \(i)",
                                                   reason: "expected UTF-8 text, found bytes \(NPY.hex(bytes))")
             }
+            if let j = firstIndex[name] {
+                throw KilnCoreError.malformedFile(path: source, field: "name \(i)",
+                                                  reason: "'\(name)' names array \(j) already; each array needs its own name")
+            }
+            firstIndex[name] = i
             names[i] = name
         }
         guard reader.remaining == 0 else {

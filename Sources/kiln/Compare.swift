@@ -241,7 +241,7 @@ struct Compare: ParsableCommand {
                 guard l.elementCount >= images.count * n else {
                     throw ValidationError("--labels \(labels) holds \(l.elementCount) labels, fewer than the \(images.count * n) examples compared.")
                 }
-                let all = l.floats().map { Int($0) }
+                let all = try ClassLabels.indices(l.floats(), file: labels)
                 labelRows = (0..<images.count).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
             }
         case nil:
@@ -342,3 +342,4 @@ extension String {
     /// The string right-aligned in `width` columns.
     func leftPadded(_ width: Int) -> String { count >= width ? " " + self : String(repeating: " ", count: width - count) + self }
 }
+

@@ -176,12 +176,18 @@ struct ParamsFileTests {
         #expect(Set(parts.plain.keys) == ["features.0.weight", "argx"])
     }
 
-    @Test func duplicateNamesAreRefusedByTheDictionary() throws {
+    /// A name given twice would silently keep the later array: every reader refuses the file, naming
+    /// the field and both positions.
+    @Test func duplicateNamesAreRefused() throws {
         let one = NDArray(shape: [1], values: [1])
         let data = try NDArray.paramsData([("w", one), ("w", one)])
-        #expect(try NDArray.loadParams(data: data, source: "dup.params").count == 2)
-        let error = kilnError { try NDArray.loadParamsDictionary(data: data, source: "dup.params") }
-        #expect(error?.field == "the name 'w'")
+        for read in [{ _ = try NDArray.loadParams(data: data, source: "dup.params") },
+                     { _ = try NDArray.loadParamsDictionary(data: data, source: "dup.params") }] as [() throws -> Void] {
+            let error = kilnError(read)
+            #expect(error?.field == "name 1")
+            #expect(error.map { "\($0)" }?.contains("'w' names array 0 already") == true)
+        }
+        #expect(try NDArray.loadParams(data: try NDArray.paramsData([("w", one), ("b", one)])).map(\.name) == ["w", "b"])
     }
 
     @Test func mixedNamingIsRefusedOnWrite() {
@@ -275,3 +281,4 @@ struct ParamsFileTests {
         #expect(error?.description.contains("9 (uint16)") == true)
     }
 }
+
