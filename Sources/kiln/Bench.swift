@@ -42,7 +42,11 @@ struct Bench: ParsableCommand {
             case "off", "0", "false", "framework": useEngine = false
             default: throw ValidationError("--engine \(engine) is unknown; accepted values are on, off.")
             }
-            guard seconds >= 0, warmup >= 0 else { throw ValidationError("--seconds and --warmup must not be negative.") }
+            // inf or 1e308 seconds ran forever: a benchmark is bounded to a day.
+            guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+                throw ValidationError("--seconds \(seconds) is not accepted; give a number of seconds from 0 to 86400.")
+            }
+            guard warmup >= 0, warmup <= 1_000_000 else { throw ValidationError("--warmup \(warmup) is not accepted; give a count from 0 to 1000000.") }
             let (dataName, shape) = try parseShapeOption(shapeSpec)
             let place = try parseContext(context)
             // The KILN_ENGINE_* variables apply (a cache directory, say), except the precision, which
