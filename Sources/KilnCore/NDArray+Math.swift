@@ -22,8 +22,23 @@ extension NDArray {
     public func max() -> Double? { doubles().max() }
     /// Smallest element (nil for an empty array).
     public func min() -> Double? { doubles().min() }
-    /// Largest absolute value (0 for an empty array).
-    public func maxAbs() -> Double { doubles().reduce(0) { Swift.max($0, abs($1)) } }
+    /// Largest absolute value (0 for an empty array); NaN when any element is NaN, so that a summary
+    /// never reports broken outputs as small ones (`Swift.max(0, .nan)` is 0).
+    public func maxAbs() -> Double {
+        var m = 0.0
+        for v in doubles() {
+            if v.isNaN { return .nan }
+            m = Swift.max(m, abs(v))
+        }
+        return m
+    }
+
+    /// How many elements are NaN and how many infinite.
+    public func nonFiniteCounts() -> (nan: Int, infinite: Int) {
+        doubles().reduce(into: (nan: 0, infinite: 0)) { c, v in
+            if v.isNaN { c.nan += 1 } else if v.isInfinite { c.infinite += 1 }
+        }
+    }
 
     /// Largest absolute elementwise difference to an array of the same shape.
     public func maxAbsDifference(_ other: NDArray) throws -> Double {

@@ -110,7 +110,9 @@ struct Run: ParsableCommand {
             }
             let names = sym.listOutputs()
             for (i, out) in exec.outputs.enumerated() {
-                print("\(names[i]): shape \(out.shape), dtype \(out.dtype), max |x| \(String(format: "%.6g", out.maxAbs()))")
+                let bad = out.nonFiniteCounts()
+                let note = bad.nan + bad.infinite == 0 ? "" : " (\(bad.nan) NaN and \(bad.infinite) infinite of \(out.elementCount) elements)"
+                print("\(names[i]): shape \(out.shape), dtype \(out.dtype), max |x| \(String(format: "%.6g", out.maxAbs()))\(note)")
             }
             let median = times.sorted()[times.count / 2]
             let batch = feeds.values.first?.shape.dims.first ?? 1
