@@ -125,9 +125,10 @@ public struct Symbol: Sendable {
         return Symbol(outputs: (0..<outCount).map { SymbolEntry(node: node, index: $0) })
     }
 
-    /// `apply` for constructors whose attributes are built in code and known valid; an error here is a
-    /// bug in Kiln, reported by precondition.
-    public static func make(_ op: String, _ inputs: [Symbol?], attributes: [String: String] = [:], name: String? = nil) -> Symbol {
+    /// `apply` for Kiln's own constructors, whose op names and attributes are built in code and known
+    /// valid; an error here is a bug in Kiln, reported by precondition. Package access only: what a
+    /// user or a file names goes through the throwing ``apply(_:_:attributes:name:)``.
+    package static func make(_ op: String, _ inputs: [Symbol?], attributes: [String: String] = [:], name: String? = nil) -> Symbol {
         do {
             return try apply(op, inputs, attributes: attributes, name: name)
         } catch {
