@@ -166,9 +166,9 @@ public struct CPUEngine: Backend {
                 report.cache = .rebuilt("its IR does not lower (\(error))")
             }
         }
-        var built = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants, capabilities: CPUCapabilities.capabilities)
-        report.passes = try CPUCapabilities.pipeline.run(&built)
-        let ir = built.compacted()
+        let (ir, passes) = try CPUCapabilities.pipeline.optimize(graph, shapes: shapes, types: types, constants: constants,
+                                                                 capabilities: CPUCapabilities.capabilities)
+        report.passes = passes
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)
         var core = try CompiledCore(ir: ir, report: report, numerics: numerics)

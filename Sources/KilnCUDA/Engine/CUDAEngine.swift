@@ -121,9 +121,7 @@ public struct CUDAEngine: Backend {
     /// then the pipeline, checked after every pass.
     public static func optimize(_ graph: Graph, shapes: InferredShapes, types: InferredTypes,
                                 constants: [String: NDArray]) throws -> (ir: EngineIR, passes: [PassRecord]) {
-        var ir = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants, capabilities: capabilities)
-        let passes = try pipeline.run(&ir)
-        return (ir.compacted(), passes)
+        try pipeline.optimize(graph, shapes: shapes, types: types, constants: constants, capabilities: capabilities)
     }
 
     /// Compiles and returns the plan with its report.

@@ -113,10 +113,10 @@ struct CUDASteps {
                 let bias = spec.hasBias ? floats(try constant(op, 2)) : [Float](repeating: 0, count: spec.numFilter)
                 steps.append(.convolution(x: x, y: y, weight: try constant(op, 1), bias: bias, spec: spec, residual: residual, activation: activation))
             case let .batchNorm(spec):
-                // y = x·s + (beta - mean·s), s = gamma / sqrt(var + eps) (gamma read as 1 with fix_gamma).
-                let gamma = floats(try constant(op, 1)), beta = floats(try constant(op, 2))
-                let mean = floats(try constant(op, 3)), variance = floats(try constant(op, 4))
-                let scale = variance.indices.map { c in Float(Double(spec.fixGamma ? 1 : gamma[c]) / (Double(variance[c]) + spec.eps).squareRoot()) }
+                // y = x·s + (beta - mean·s), s from BatchNormSpec.scale.
+                let gamma = floats(try constant(op, 1)).map(Double.init), beta = floats(try constant(op, 2))
+                let mean = floats(try constant(op, 3)), variance = floats(try constant(op, 4)).map(Double.init)
+                let scale = spec.scale(gamma: gamma, variance: variance).map(Float.init)
                 let shift = scale.indices.map { c in Float(Double(beta[c]) - Double(mean[c]) * Double(scale[c])) }
                 steps.append(.affine(x: x, y: y, scale: scale, shift: shift, activation: activation))
             case let .eltwise(spec):

@@ -114,6 +114,13 @@ public struct BatchNormSpec: Codable, Equatable, Sendable {
     public init(eps: Double, fixGamma: Bool) {
         (self.eps, self.fixGamma) = (eps, fixGamma)
     }
+
+    /// The per-channel factor of inference BatchNorm, in float64: `s = gamma / sqrt(var + eps)`, with
+    /// gamma read as 1 under `fixGamma`. Folding (w' = w·s) and an unfolded scale-shift (y = x·s +
+    /// beta - mean·s) both start from it.
+    public func scale(gamma: [Double], variance: [Double]) -> [Double] {
+        variance.indices.map { c in (fixGamma ? 1 : gamma[c]) / (variance[c] + eps).squareRoot() }
+    }
 }
 
 /// An elementwise function, with its two parameters (oneDNN's eltwise algorithms, plus softsign).

@@ -51,11 +51,7 @@ public struct BatchNormFolding: EnginePass {
         let stats = bn.inputs.dropFirst().map { (ir.values[$0].constant?.floats() ?? []).map(Double.init) }
         let (gamma, beta, mean, variance) = (stats[0], stats[1], stats[2], stats[3])
         let channels = mean.count
-        var scale = [Double](repeating: 1, count: channels)
-        for c in 0..<channels {
-            let g: Double = spec.fixGamma ? 1 : gamma[c]
-            scale[c] = g / (variance[c] + spec.eps).squareRoot()
-        }
+        let scale = spec.scale(gamma: gamma, variance: variance)
         // The weight is the first weight input, the bias (when there is one) the second.
         let weightSlot = op.weightInputs[0]
         guard let w = ir.values[op.inputs[weightSlot]].constant, w.dtype == .float32, w.shape.first == channels else {

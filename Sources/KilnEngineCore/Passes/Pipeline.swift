@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnGraph
 
 // The optimizing passes in the order the engines run them, with the IR checker between them.
 //
@@ -56,6 +57,15 @@ public struct EnginePipeline: Sendable {
         EnginePipeline(passes: [IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(policy: policy), ReshapeIntoFC(),
                                 DeadOpElimination()] + head,
                        policy: policy)
+    }
+
+    /// The optimized IR of a graph for the engine whose table is `capabilities`: built, run through
+    /// these passes (checked after each) and compacted; with what each pass did.
+    public func optimize(_ graph: Graph, shapes: InferredShapes, types: InferredTypes, constants: [String: NDArray],
+                         capabilities: EngineCapabilities) throws -> (ir: EngineIR, passes: [PassRecord]) {
+        var ir = try EngineIR(graph: graph, shapes: shapes, types: types, constants: constants, capabilities: capabilities)
+        let passes = try run(&ir)
+        return (ir.compacted(), passes)
     }
 
     /// Runs the passes on `ir`, checking the IR before and after each; returns what each did.
