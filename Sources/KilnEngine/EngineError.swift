@@ -1,5 +1,4 @@
 import KilnCore
-import KilnEngineCore
 
 /// Errors of KilnEngine. Each message is a sentence naming the option, node, value or file at fault.
 public enum EngineError: Error, CustomStringConvertible, Equatable {

@@ -1,6 +1,5 @@
 import Foundation
 import KilnCore
-import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 

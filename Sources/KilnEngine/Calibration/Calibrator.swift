@@ -1,5 +1,4 @@
 import KilnCore
-import KilnEngineCore
 import KilnGraph
 import KilnRuntime
 

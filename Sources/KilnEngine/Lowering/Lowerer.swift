@@ -427,8 +427,8 @@ final class Lowerer {
         case .identity:
             valueBuffer[op.output] = try buffer(for: op.inputs[0])
         case .averagePoolingDense:
-            // The cpu engine's pipeline has no fused head (oneDNN runs pooling and the inner product
-            // back to back at the same speed); a cached IR that holds one is rebuilt.
+            // Only the cuda engine's pipeline fuses the head; a cached IR that holds one is not
+            // trusted (CPUEngine rebuilds an entry that does not lower).
             throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "the cpu engine does not lower a fused pooling head")
         }
     }
