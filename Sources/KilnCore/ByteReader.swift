@@ -112,19 +112,13 @@ extension UnsafeMutablePointer where Pointee == UInt8 {
 }
 
 /// Reads a whole file, turning Foundation's errors into ``KilnCoreError/fileUnreadable(path:reason:)``.
-func readFileData(_ url: URL) throws -> Data {
-    do {
-        return try Data(contentsOf: url)
-    } catch {
-        throw KilnCoreError.fileUnreadable(path: url.path, reason: error.localizedDescription)
-    }
-}
+func readFileData(_ url: URL) throws -> Data { try readFileContents(atPath: url.path) }
 
 /// Writes a whole file atomically, turning Foundation's errors into ``KilnCoreError/fileUnwritable(path:reason:)``.
 func writeFileData(_ data: Data, to url: URL) throws {
     do {
         try data.write(to: url, options: .atomic)
     } catch {
-        throw KilnCoreError.fileUnwritable(path: url.path, reason: error.localizedDescription)
+        throw KilnCoreError.fileUnwritable(path: url.path, reason: fileErrorReason(error))
     }
 }

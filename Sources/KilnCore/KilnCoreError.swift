@@ -19,6 +19,11 @@ public enum KilnCoreError: Error, CustomStringConvertible, Equatable {
     case unsupportedFeature(path: String, field: String, reason: String)
     /// A file could not be written.
     case fileUnwritable(path: String, reason: String)
+    /// Something sized by input needs more memory than the ``MemoryBudget`` allows; `bytes` is nil
+    /// when its size does not even fit in `Int`.
+    case memoryBudgetExceeded(what: String, bytes: Int?, limit: Int, origin: MemoryBudget.Origin)
+    /// A setting (an environment variable or an option) has a value Kiln cannot use.
+    case invalidSetting(name: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +45,18 @@ public enum KilnCoreError: Error, CustomStringConvertible, Equatable {
             return "The file '\(path)' needs something Kiln does not support in \(field): \(reason)."
         case let .fileUnwritable(path, reason):
             return "Cannot write '\(path)': \(reason)."
+        case let .memoryBudgetExceeded(what, bytes, limit, origin):
+            let need = bytes.map { "\(MemoryBudget.formatted($0)) are needed" } ?? "more bytes than a 64-bit count holds are needed"
+            switch origin {
+            case .explicit:
+                return "Not enough memory for \(what): \(need), more than the memory budget of \(MemoryBudget.formatted(limit))."
+            case let .environment(text):
+                return "Not enough memory for \(what): \(need), more than the memory budget of \(MemoryBudget.formatted(limit)) (\(MemoryBudget.environmentName)=\(text))."
+            case .availableMemory:
+                return "Not enough memory for \(what): \(need), more than the \(MemoryBudget.formatted(limit)) available now (\(MemoryBudget.environmentName) sets a budget)."
+            }
+        case let .invalidSetting(name, value, reason):
+            return "\(name)='\(value.count > 80 ? value.prefix(80) + "..." : value)' cannot be used: \(reason)."
         }
     }
 }

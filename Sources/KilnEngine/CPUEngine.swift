@@ -113,10 +113,18 @@ public struct CPUEngine: Backend {
         }
         let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: constants, method: calibrationMethod,
                                            batches: options.calibrationBatches)
-        if let directory = options.cacheDirectory, let table = try CalibrationTable.cached(in: directory, key: key) {
-            var engine = self
-            engine.calibration = table
-            return try engine.compilePlan(graph, shapes: shapes, types: types, constants: constants)
+        if let directory = options.cacheDirectory {
+            do {
+                if let table = try CalibrationTable.cached(in: directory, key: key) {
+                    var engine = self
+                    engine.calibration = table
+                    return try engine.compilePlan(graph, shapes: shapes, types: types, constants: constants)
+                }
+            } catch let e as EngineError {
+                // A damaged cached table is calibrated again and replaced, as a damaged plan is rebuilt.
+                guard case .calibrationFile = e else { throw e }
+                FileHandle.standardError.write(Data("kiln engine: \(e) It is calibrated again.\n".utf8))
+            }
         }
         return try CalibratingPlan(engine: self, graph: graph, shapes: shapes, types: types, constants: constants, key: key)
     }
@@ -155,6 +163,7 @@ public struct CPUEngine: Backend {
             }
         }
         if let ir = optimized {
+            try checkMemory(of: ir)
             let loadedAt = clock.now
             report.optimizeSeconds = Self.seconds(loadedAt - start)
             do {
@@ -169,6 +178,7 @@ public struct CPUEngine: Backend {
         let (ir, passes) = try CPUCapabilities.pipeline.optimize(graph, shapes: shapes, types: types, constants: constants,
                                                                  capabilities: CPUCapabilities.capabilities)
         report.passes = passes
+        try checkMemory(of: ir)
         let optimizedAt = clock.now
         report.optimizeSeconds = Self.seconds(optimizedAt - start)
         var core = try CompiledCore(ir: ir, report: report, numerics: numerics)
@@ -182,11 +192,20 @@ public struct CPUEngine: Backend {
                 try PlanCache.store(core.ir, directory: directory, key: key)
             } catch {
                 // A cache that cannot be written costs the next compile time, never this one's result.
-                if options.verbose { FileHandle.standardError.write(Data("kiln engine: \(error)\n".utf8)) }
+                CacheWarning.unusable(directory, error)
             }
         }
         if usesProcessCache { MemoryPlanCache.shared.remember(core, for: key) }
         return try finish(EnginePlan(core: core, report: core.report), start: start, optimized: optimizedAt, clock: clock)
+    }
+
+    /// Refuses a group whose activations cannot fit the memory budget, before lowering spends time
+    /// on it (see ActivationEstimate.swift).
+    private func checkMemory(of ir: EngineIR) throws {
+        let largest = ir.ops.max { (ir.values[$0.output].shape.byteCount(of: .float32) ?? .max) < (ir.values[$1.output].shape.byteCount(of: .float32) ?? .max) }
+        let detail = largest.map { ", the largest being the output \(ir.values[$0.output].shape) of node '\($0.name)'" } ?? ""
+        try MemoryBudget.process.check(bytes: ir.estimatedActivationBytes(elementSize: 4),
+                                       for: "the cpu engine's activations (\(ir.ops.count) ops\(detail))")
     }
 
     private func finish(_ plan: EnginePlan, start: ContinuousClock.Instant, optimized: ContinuousClock.Instant,

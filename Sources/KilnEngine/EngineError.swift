@@ -55,7 +55,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         case let .badCacheEntry(path, reason):
             return "The engine cache entry \(path) cannot be used: \(reason)."
         case let .cacheWrite(path, reason):
-            return "The engine cache entry \(path) cannot be written: \(reason)."
+            return "The engine cache at \(path) cannot be written: \(reason)."
         case let .calibrationFile(path, field, reason):
             return field.isEmpty ? "The calibration table \(path) cannot be read: \(reason)."
                 : "The calibration table \(path) cannot be read: its field '\(field)' \(reason)."

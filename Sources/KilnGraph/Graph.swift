@@ -110,6 +110,27 @@ public struct Graph: Sendable {
         return aux
     }
 
+    /// Indices of variable nodes read only as the label of a loss head (see
+    /// ``OpDefinition/labelInputs``): inputs that inference does not need.
+    public var labelNodeIndices: Set<Int> {
+        var label = Set<Int>(), other = Set<Int>()
+        for n in nodes where !n.isVariable {
+            let d = OpRegistry.shared.lookup(n.op)
+            let slots = d.flatMap { d in (try? d.resolve(n.attributes, node: n.name)).map { Set(d.labelInputs($0)) } } ?? []
+            for (k, e) in n.inputs.enumerated() where nodes[e.node].isVariable {
+                if slots.contains(k) { label.insert(e.node) } else { other.insert(e.node) }
+            }
+        }
+        for h in heads { other.insert(h.node) }
+        return label.subtracting(other)
+    }
+
+    /// Names of the arguments that are only labels of loss heads (`softmax_label`), in MXNet's order.
+    public var labelArgumentNames: [String] {
+        let labels = labelNodeIndices
+        return nodes.indices.filter { labels.contains($0) }.map { nodes[$0].name }
+    }
+
     /// Argument names in MXNet's order.
     public var argumentNames: [String] {
         let aux = auxiliaryNodeIndices

@@ -153,6 +153,10 @@ public struct OpDefinition: Sendable {
     public let visibleOutputCount: @Sendable (Attributes) throws -> Int
     /// Indices of inputs that are weights: constants at inference, which the engine may bake in.
     public let weightInputs: @Sendable (Attributes) -> [Int]
+    /// Indices of inputs that are training labels of a loss head (SoftmaxOutput's `label`): read by
+    /// the gradient only, so optional at inference, where bind fills them with zeros (as MXNet's
+    /// `Module.predict` and its TensorRT bridge need no label).
+    public let labelInputs: @Sendable (Attributes) -> [Int]
     public let inferShape: ShapeRule
     public let inferType: TypeRule
     /// How the op is differentiated; nil for ops without a gradient. The arithmetic lives in the
@@ -169,6 +173,7 @@ public struct OpDefinition: Sendable {
         outputs: @escaping NamesRule = { _ in ["output"] },
         visibleOutputCount: (@Sendable (Attributes) throws -> Int)? = nil,
         weightInputs: @escaping @Sendable (Attributes) -> [Int] = { _ in [] },
+        labelInputs: @escaping @Sendable (Attributes) -> [Int] = { _ in [] },
         inferShape: @escaping ShapeRule,
         inferType: @escaping TypeRule = OpDefinition.sameTypeEverywhere,
         gradient: GradientRule? = nil
@@ -183,6 +188,7 @@ public struct OpDefinition: Sendable {
         let outs = outputs
         self.visibleOutputCount = visibleOutputCount ?? { try outs($0).count }
         self.weightInputs = weightInputs
+        self.labelInputs = labelInputs
         self.inferShape = inferShape
         self.inferType = inferType
         self.gradient = gradient

@@ -219,6 +219,7 @@ extension OpRegistry {
             ],
             fusion: .opaque,
             inputs: { _ in ["data", "label"] },
+            labelInputs: { _ in [1] },
             inferShape: { shapes, ctx in
                 let data = try ctx.known(shapes, 0)
                 guard data.rank >= 2 else { throw ctx.mismatch(0, expected: "rank 2 or more", actual: data) }

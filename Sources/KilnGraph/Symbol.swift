@@ -95,6 +95,9 @@ public struct Symbol: Sendable {
     public func listArguments() -> [String] { graph.argumentNames }
     /// Names of the auxiliary states (BatchNorm's moving statistics).
     public func listAuxiliaryStates() -> [String] { graph.auxiliaryNames }
+    /// The arguments read only as labels of loss heads (SoftmaxOutput's `softmax_label`). Inference
+    /// does not need them: bind fills one that is not given with zeros of its inferred shape.
+    public func listLabelArguments() -> [String] { graph.labelArgumentNames }
     /// Names of the outputs (`fc_output`, `split_output0`, ...).
     public func listOutputs() -> [String] { graph.outputNames }
 

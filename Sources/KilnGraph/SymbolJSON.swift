@@ -16,13 +16,9 @@ import KilnCore
 extension Symbol {
     /// Reads a symbol JSON file.
     public static func load(jsonFile path: String) throws -> Symbol {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw GraphError.inFile(path, .invalidArgument("the file cannot be read (\(Self.reason(error)))"))
-        }
-        return try Symbol(json: data, source: path)
+        // The reader says what the path is (a directory, missing, unreadable) and checks the size
+        // against the memory budget before reading.
+        try Symbol(json: readFileContents(atPath: path), source: path)
     }
 
     /// Reads symbol JSON text; `source` names it in errors.
@@ -33,6 +29,9 @@ extension Symbol {
     /// Reads symbol JSON bytes; `source` names it in errors.
     public init(json data: Data, source: String = "symbol JSON") throws {
         func bad(_ field: String, _ reason: String) -> GraphError { .malformedJSON(source: source, field: field, reason: reason) }
+        guard data.contains(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
+            throw bad("the top level", "the file is empty")
+        }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [])
@@ -154,7 +153,7 @@ extension Symbol {
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         } catch {
-            throw GraphError.inFile(path, .invalidArgument("the file cannot be written (\(Self.reason(error)))"))
+            throw GraphError.inFile(path, .invalidArgument("the file cannot be written (\(fileErrorReason(error)))"))
         }
     }
 
@@ -189,7 +188,10 @@ extension Symbol {
     }
 
     static func reason(_ error: Error) -> String {
-        let text = (error as NSError).localizedDescription
-        return text.hasSuffix(".") ? String(text.dropLast()) : text
+        let ns = error as NSError
+        // JSONSerialization keeps its useful sentence ("Unexpected end of file ... around line 3")
+        // in the debug description; its localized description is "The data is not in the correct format".
+        let detail = ns.userInfo[NSDebugDescriptionErrorKey] as? String ?? ns.localizedDescription
+        return detail.hasSuffix(".") ? String(detail.dropLast()) : detail
     }
 }

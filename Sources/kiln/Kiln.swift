@@ -41,7 +41,12 @@ func parseShapeOption(_ text: String) throws -> (String, Shape) {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a model on inputs from .npy files and write its outputs as .npy files.")
+        abstract: "Run a model on inputs from .npy files and write its outputs as .npy files.",
+        discussion: """
+            Labels of loss heads (SoftmaxOutput's softmax_label) are optional: inference does not read them, so \
+            a label not given with --input is bound as zeros of its inferred shape, as MXNet's Module.predict does. \
+            KILN_MEMORY_LIMIT (such as 2G) caps the memory a bind may take; by default it is the memory available.
+            """)
 
     @Option(help: "The symbol JSON file (PREFIX-symbol.json).") var symbol: String
     @Option(help: "The parameters file (PREFIX-EPOCH.params); names with arg:/aux: prefixes or plain names.") var params: String?
@@ -61,14 +66,17 @@ struct Run: ParsableCommand {
             var args: [String: NDArray] = [:], aux: [String: NDArray] = [:]
             if let params { (args, aux) = try Checkpoint.loadParams(params) }
             let arguments = sym.listArguments()
-            let dataArguments = arguments.filter { args[$0] == nil }
+            let labels = Set(sym.listLabelArguments())
+            let unset = arguments.filter { args[$0] == nil }
+            // Labels are optional at inference: they count as inputs only when given.
+            let dataArguments = unset.filter { !labels.contains($0) }
             var feeds: [String: NDArray] = [:]
             for spec in inputs {
                 let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
                 let (name, file): (String, String)
                 if parts.count == 2 { (name, file) = (parts[0], parts[1]) } else {
                     guard dataArguments.count == 1 else {
-                        throw ValidationError("The model has \(dataArguments.count) inputs without parameters (\(dataArguments.joined(separator: ", "))); name them as --input NAME=FILE.npy.")
+                        throw ValidationError("The model has \(dataArguments.count) inputs without parameters (\(dataArguments.joined(separator: ", "))); name each as --input NAME=FILE.npy.")
                     }
                     (name, file) = (dataArguments[0], spec)
                 }
@@ -83,6 +91,9 @@ struct Run: ParsableCommand {
             }
             var shared = args.merging(aux) { a, _ in a }
             shared.merge(feeds) { _, f in f }
+            if !labels.isEmpty && labels.allSatisfy({ feeds[$0] == nil && args[$0] == nil }) {
+                print("labels \(labels.sorted().joined(separator: ", ")) not given: bound as zeros (inference does not read them)")
+            }
             let shapes = feeds.mapValues(\.shape), types = feeds.mapValues(\.dtype)
             let exec: Executor
             let label: String

@@ -26,6 +26,8 @@ extension KilnCoreError {
         case .truncated: return "truncated"
         case .unsupportedFeature: return "unsupportedFeature"
         case .fileUnwritable: return "fileUnwritable"
+        case .memoryBudgetExceeded: return "memoryBudgetExceeded"
+        case .invalidSetting: return "invalidSetting"
         }
     }
 

@@ -248,6 +248,13 @@ import Testing
             (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": 2, "max": 1, "threshold": 2}}}"#, "ranges.c.min"),
             (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": 0, "max": 1, "threshold": -1}}}"#, "ranges.c.threshold"),
             (#"{"format": 1, "method": "minmax", "batches": 1}"#, "ranges"),
+            // Thresholds that pass as numbers but break quantization: NaN from a subnormal scale,
+            // constant output from one far above the values, zeros for a range that is not all zero.
+            (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": -1, "max": 1, "threshold": 1e-44}}}"#, "ranges.c.threshold"),
+            (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": -1, "max": 1, "threshold": 1e30}}}"#, "ranges.c.threshold"),
+            (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": -1, "max": 1, "threshold": 1.1}}}"#, "ranges.c.threshold"),
+            (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": -3, "max": 2, "threshold": 0}}}"#, "ranges.c.threshold"),
+            (#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"c": {"min": 0, "max": 1e30, "threshold": 1e-30}}}"#, "ranges.c.threshold"),
         ]
         for (json, field) in cases {
             #expect(throws: EngineError.calibrationFile(path: "bad.json", field: field, reason: "")) {
@@ -270,6 +277,40 @@ import Testing
         }
         let e = EngineError.calibrationFile(path: "t.json", field: "ranges.c.threshold", reason: "is missing")
         #expect("\(e)" == "The calibration table t.json cannot be read: its field 'ranges.c.threshold' is missing.")
+    }
+
+    /// Tables a calibrator writes pass the checks a damaged file fails, all-zero values included.
+    @Test func soundThresholdsPass() throws {
+        let json = #"{"format": 1, "method": "entropy", "batches": 1, "ranges": {"a": {"min": -3, "max": 2, "threshold": 3}, "# +
+            #""b": {"min": 0, "max": 0, "threshold": 0}, "c": {"min": 0, "max": 8, "threshold": 0.5}}}"#
+        let table = try CalibrationTable.decode(Data(json.utf8), source: "good.json")
+        #expect(table.ranges.count == 3)
+    }
+
+    /// A damaged table in the cache folder is calibrated again and replaced, as a damaged plan is
+    /// rebuilt; it never stops the run (`kiln run` stopped where `kiln compare` recomputed).
+    @Test func aDamagedCachedTableIsCalibratedAgain() throws {
+        let symbol = Symbol.fullyConnected(.variable("data"), numHidden: 2, name: "fc")
+        let graph = symbol.graph
+        let shapes = try graph.inferShapes(["data": [4, 3]])
+        let weights = ["fc_weight": NDArray(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), "fc_bias": NDArray(shape: [2], values: [0, 1])]
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = EngineOptions(precision: .int8, cacheDirectory: dir)
+        options.calibrationBatches = 1
+        options.calibrationMethod = .minmax
+        let key = try CalibrationTable.key(graph: graph, shapes: shapes, constants: weights, method: .minMax, batches: 1)
+        let path = CalibrationTable.cachePath(in: dir, key: key)
+        try Data(#"{"format": 1, "method": "minmax", "batches": 1, "ranges": {"fc": {"min": -1, "max": 1, "threshold": 1e-44}}}"#.utf8)
+            .write(to: URL(fileURLWithPath: path))
+        let compiled = try CPUEngine(options: options, usesProcessCache: false)
+            .compile(graph, shapes: shapes, types: try graph.inferTypes(), constants: weights)
+        let calibrating = try #require(compiled as? CalibratingPlan, "the damaged table was not set aside")
+        let data = NDArray(shape: [4, 3], values: [1, -2, 3, 0.5, 0, -1, 2, 2, 2, -3, 1, 0])
+        let out = try calibrating.run(["data": data], isTrain: false)[0]
+        #expect(Array(out.floats()[0...1]) == [6, 13])  // 1*1 - 2*2 + 3*3 + 0 and 1*4 - 2*5 + 3*6 + 1, in fp32 while calibrating
+        let replaced = try CalibrationTable.load(from: path)
+        #expect(replaced.ranges["fc"].map { $0.threshold > 1 } == true)
     }
 
     /// The key follows the graph, weights, shapes, method and batch count; a stored table is found again.

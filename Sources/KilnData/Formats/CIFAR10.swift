@@ -36,10 +36,7 @@ public struct CIFAR10Data: Sendable {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw KilnDataError.missingDataSet(name: "CIFAR-10", path: path, howToFetch: Self.howToFetch)
             }
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw KilnDataError.fileUnreadable(path: path, reason: error.localizedDescription)
-            }
+            let data = try readFileContents(atPath: path)
             let records = data.count / Self.recordSize
             guard data.count % Self.recordSize == 0 else {
                 throw KilnDataError.malformedFile(

@@ -60,10 +60,7 @@ public struct MNISTData: Sendable {
         guard rows > 0, columns > 0 else {
             throw KilnDataError.invalidArgument("MNIST images need positive rows and columns, not \(rows)x\(columns)")
         }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: csvFile)) } catch {
-            throw KilnDataError.fileUnreadable(path: csvFile, reason: error.localizedDescription)
-        }
+        let data = try readFileContents(atPath: csvFile)
         let (labels, pixels) = try parseLabelledCSV(data, path: csvFile, valuesPerRow: rows * columns)
         self.images = try NDArray(shape: [labels.count, rows, columns], dtype: .uint8, bytes: pixels)
         self.labels = try NDArray(shape: [labels.count], dtype: .uint8, bytes: labels)

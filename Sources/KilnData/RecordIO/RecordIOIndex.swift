@@ -1,4 +1,5 @@
 import Foundation
+import KilnCore
 
 /// The `.idx` file beside a `.rec` file: one line `key<TAB>offset` per record, in the order the
 /// records were written (MXNet's `MXIndexedRecordIO` and `im2rec.py` write it).
@@ -22,12 +23,7 @@ public struct RecordIOIndex: Sendable, Equatable {
     /// Reads an `.idx` file. Blank lines are skipped; any other line must be two integers separated by
     /// a tab (or spaces), the offset not negative.
     public init(path: String) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw KilnDataError.fileUnreadable(path: path, reason: error.localizedDescription)
-        }
+        let data = try readFileContents(atPath: path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw KilnDataError.malformedFile(path: path, field: "its text", reason: "it is not UTF-8 text")
         }

@@ -39,8 +39,16 @@ enum PlanCache {
     /// never sees half a file.
     static func store(_ ir: EngineIR, directory: String, key: [UInt8]) throws {
         let file = path(directory: directory, key: key)
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder), !isFolder.boolValue {
+            throw EngineError.cacheWrite(path: directory, reason: "it is a file, not a folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw EngineError.cacheWrite(path: directory, reason: "the folder cannot be created (\(fileErrorReason(error)))")
+        }
+        do {
             let bytes = try PlanFile.encode(ir, key: key)
             let temporary = file + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
             guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
@@ -48,12 +56,12 @@ enum PlanCache {
             }
             if rename(temporary, file) != 0 {
                 try? FileManager.default.removeItem(atPath: temporary)
-                throw EngineError.cacheWrite(path: file, reason: "renaming the temporary file failed (errno \(errno))")
+                throw EngineError.cacheWrite(path: file, reason: "renaming the temporary file failed (\(String(cString: strerror(errno))))")
             }
         } catch let e as EngineError {
             throw e
         } catch {
-            throw EngineError.cacheWrite(path: file, reason: "\(error)")
+            throw EngineError.cacheWrite(path: file, reason: fileErrorReason(error))
         }
     }
 }

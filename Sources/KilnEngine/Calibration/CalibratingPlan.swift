@@ -53,7 +53,7 @@ public final class CalibratingPlan: CompiledGraph {
                 storedTable = try table.store(in: directory, key: key)
             } catch {
                 // A table that cannot be stored costs the next process a calibration, never this result.
-                if engine.options.verbose { FileHandle.standardError.write(Data("kiln engine: \(error)\n".utf8)) }
+                CacheWarning.unusable(directory, error)
             }
         }
         var int8 = engine

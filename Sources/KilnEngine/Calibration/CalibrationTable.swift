@@ -101,7 +101,7 @@ public struct CalibrationTable: Codable, Sendable, Equatable {
         do {
             try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw EngineError.calibrationWrite(path: path, reason: "\(error)")
+            throw EngineError.calibrationWrite(path: path, reason: fileErrorReason(error))
         }
     }
 
@@ -110,9 +110,10 @@ public struct CalibrationTable: Codable, Sendable, Equatable {
     public static func load(from path: String) throws -> CalibrationTable {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw EngineError.calibrationFile(path: path, field: "", reason: "the file cannot be opened (\(error.localizedDescription))")
+            data = try readFileContents(atPath: path)
+        } catch let e as KilnCoreError {
+            if case let .fileUnreadable(_, reason) = e { throw EngineError.calibrationFile(path: path, field: "", reason: reason) }
+            throw e
         }
         return try decode(data, source: path)
     }
@@ -148,6 +149,18 @@ public struct CalibrationTable: Codable, Sendable, Equatable {
             }
             guard r.threshold >= 0 else {
                 throw EngineError.calibrationFile(path: source, field: "\(field).threshold", reason: "is \(r.threshold); it must be 0 or more")
+            }
+            // Quantizing divides by the threshold: one above the largest |x| seen wastes the int8 range
+            // (1e30 makes every output constant), a subnormal one overflows the scale (1e-44 gives NaN),
+            // and 0 for a value that was not all zeros maps everything to zero.
+            let seen = Swift.max(abs(r.min), abs(r.max))
+            guard r.threshold <= seen * (1 + 1e-5) else {
+                throw EngineError.calibrationFile(path: source, field: "\(field).threshold",
+                                                  reason: "is \(r.threshold), above the largest |x| seen (\(seen)); it must lie within the range min...max")
+            }
+            guard seen == 0 || (r.threshold.isNormal && (127 / r.threshold).isFinite && (seen / r.threshold) < 1e6) else {
+                throw EngineError.calibrationFile(path: source, field: "\(field).threshold",
+                                                  reason: "is \(r.threshold), too small for values up to \(seen): quantizing by it would overflow or clip everything (it must be at least a millionth of the largest |x| seen)")
             }
         }
     }
@@ -209,10 +222,14 @@ public struct CalibrationTable: Codable, Sendable, Equatable {
     @discardableResult
     public func store(in directory: String, key: String) throws -> String {
         let path = Self.cachePath(in: directory, key: key)
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder), !isFolder.boolValue {
+            throw EngineError.calibrationWrite(path: directory, reason: "it is a file, not a folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw EngineError.calibrationWrite(path: path, reason: "the directory cannot be made (\(error.localizedDescription))")
+            throw EngineError.calibrationWrite(path: path, reason: "the directory cannot be made (\(fileErrorReason(error)))")
         }
         try save(to: path)
         return path

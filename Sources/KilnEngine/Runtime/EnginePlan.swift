@@ -201,6 +201,7 @@ public final class EnginePlan: CompiledGraph {
         self.report = report
         stream = try EngineDNNL.wrap("plan") { try DNNLStream(node: "plan") }
         let plan = core.memoryPlan
+        try MemoryBudget.process.check(bytes: plan.arenaBytes, for: "the cpu engine plan's arena")
         arena = OwnedBytes(count: plan.arenaBytes, zeroed: false)
         var handles: [Int: dnnl_memory_t] = [:]
         var created: [dnnl_memory_t] = []

@@ -72,6 +72,14 @@ public final class Executor {
         self.argDict = argDict
         self.auxDict = auxDict
         self.gradReqs = gradReqs
+        let outputNames = symbol.listOutputs()
+        var arrays: [(name: String, shape: Shape, dtype: DType)] = zip(shapes.outputs, types.outputs).enumerated().map {
+            ("the output '\($0.offset < outputNames.count ? outputNames[$0.offset] : String($0.offset))'", $0.element.0, $0.element.1)
+        }
+        for (name, req) in gradReqs.sorted(by: { $0.key < $1.key }) where req != .null {
+            if let a = argDict[name] { arrays.append(("the gradient of '\(name)'", a.shape, a.dtype)) }
+        }
+        try MemoryBudget.process.check(arrays: arrays, for: "the outputs and gradients of the executor")
         for (name, req) in gradReqs where req != .null {
             if let a = argDict[name] { gradDict[name] = NDArray(zeros: a.shape, dtype: a.dtype) }
         }
@@ -201,6 +209,11 @@ public final class Executor {
     /// auxiliary states. Arguments whose shape changes start as zeros.
     public func reshaped(_ newShapes: [String: Shape]) throws -> Executor {
         let s = try graph.inferShapes(newShapes)
+        var created: [(name: String, shape: Shape, dtype: DType)] = []
+        for (name, shape) in zip(graph.argumentNames, s.arguments) where argDict[name]?.shape != shape {
+            created.append(("'\(name)'", shape, types.byName[name] ?? .float32))
+        }
+        try MemoryBudget.process.check(arrays: created, for: "the arguments that reshaping creates")
         var args: [String: NDArray] = [:]
         for (name, shape) in zip(graph.argumentNames, s.arguments) {
             if let old = argDict[name], old.shape == shape { args[name] = old } else {
@@ -248,6 +261,15 @@ extension Symbol {
         }
         let s = try g.inferShapes(givenShapes)
         let t = try g.inferTypes(givenTypes)
+        // Arguments and auxiliary states not given start as zeros: check they fit before allocating.
+        var created: [(name: String, shape: Shape, dtype: DType)] = []
+        for (i, name) in g.argumentNames.enumerated() where sharedBuffer[name] == nil {
+            created.append(("'\(name)'", s.arguments[i], t.arguments[i]))
+        }
+        for (i, name) in g.auxiliaryNames.enumerated() where sharedBuffer[name] == nil {
+            created.append(("'\(name)'", s.auxiliaryStates[i], t.auxiliaryStates[i]))
+        }
+        try MemoryBudget.process.check(arrays: created, for: "the arguments and auxiliary states that bind creates")
         func array(_ name: String, _ shape: Shape, _ dtype: DType) throws -> NDArray {
             guard let v = sharedBuffer[name] else { return NDArray(zeros: shape, dtype: dtype) }
             guard v.shape == shape else { throw RuntimeError.argumentShape(name: name, expected: shape, actual: v.shape) }

@@ -24,6 +24,14 @@ public final class OpByOpPlan: StartableGraph {
         self.types = types
         self.constants = constants
         self.backendName = backendName
+        // Every output is allocated once, here: refuse shapes that would not fit before allocating any.
+        var arrays: [(name: String, shape: Shape, dtype: DType)] = []
+        for (i, n) in graph.nodes.enumerated() {
+            for (k, (shape, dtype)) in zip(shapes.nodeOutputs[i], types.nodeOutputs[i]).enumerated() {
+                arrays.append((n.isVariable ? "'\(n.name)'" : "output \(k) of node '\(n.name)'", shape, dtype))
+            }
+        }
+        try MemoryBudget.process.check(arrays: arrays, for: "the arrays of the \(backendName) backend's plan")
         var kernels: [(any Kernel)?] = []
         var values: [[NDArray]] = []
         for (i, n) in graph.nodes.enumerated() {
