@@ -194,6 +194,20 @@ import Testing
         for r in 0..<100 { for c in 0..<2 { #expect(abs(p[r * 2 + c] - expected[r][c]) < 1e-5, "row \(r)") } }
     }
 
+    /// Inference needs no label (MXNet's `Module.predict`): bound without label shapes and fed batches
+    /// without labels, the module predicts what it predicts with them.
+    @Test func predictWithoutLabels() throws {
+        let module = try Self.module()
+        let unlabelled = ArrayIter(data: Self.validation.data, label: nil, batchSize: 25)
+        try module.bind(dataShapes: unlabelled.provideData, forTraining: false)
+        try module.initParams(initializer: Xavier(), seed: 12)
+        let predicted = try module.predict(data: unlabelled)
+        let expected = try Self.expectedProbabilities(Self.validation.data, module.getParams().argParams)
+        let p = predicted.doubles()
+        #expect(predicted.shape == [100, 2])
+        for r in 0..<100 { for c in 0..<2 { #expect(abs(p[r * 2 + c] - expected[r][c]) < 1e-5, "row \(r)") } }
+    }
+
     @Test func scoreCountsEachExampleOnce() throws {
         let module = try Self.module()
         let iter = ArrayIter(data: Self.validation.data, label: Self.validation.label, batchSize: 32)
