@@ -20,8 +20,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("shape"), help: "The data input's shape, NAME=D1,D2,... (e.g. data=16,3,32,32).") var shapeSpec: String
     @Option(help: "on: partition for the CPU engine; off: the framework, op by op.") var engine: String = "on"
     @Option(help: "The engine's precision (cpu: fp32, bf16, int8; gpu: fp32, fp16, bf16); other engine options come from the KILN_ENGINE_* variables.") var precision: String = "fp32"
-    @Option(help: "How long to time forwards after warm-up, in seconds.") var seconds: Double = 3
-    @Option(help: "Forwards run (untimed) after the first result and before timing.") var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "How long to time forwards after warm-up, in seconds.") var seconds: Double = 3
+    @Option(parsing: .unconditional, help: "Forwards run (untimed) after the first result and before timing.") var warmup: Int = 3
     @Option(help: "A .npy file to use as the input instead of random data; its shape must match --shape.") var input: String?
     @Option(help: "Write output 0 of the first forward to this .npy file (to check runtimes against each other).") var output: String?
     @Option(help: "Where to run: cpu, or gpu / gpu(N) for the GPU's framework mode (with --engine off).") var context: String = "cpu"

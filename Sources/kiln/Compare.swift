@@ -21,9 +21,9 @@ struct Compare: ParsableCommand {
     @Option(help: "The folder holding MNIST; default $KILN_DATA_DIR/mnist, else ~/.kiln/data/mnist.") var dataDir: String?
     @Option(help: "Labels for --data FILE.npy: a .npy file of shape (count,).") var labels: String?
     @Option(help: "Precisions of the engine to compare, comma-separated.") var precisions: String = "fp32,bf16,int8"
-    @Option(help: "Batches used to calibrate int8 (the first ones of the data).") var calibrationBatches: Int = 10
+    @Option(parsing: .unconditional, help: "Batches used to calibrate int8 (the first ones of the data).") var calibrationBatches: Int = 10
     @Option(help: "How int8 activation thresholds are chosen: minmax or entropy.") var calibration: String = "minmax"
-    @Option(help: "Batches to compare; default: all the data holds (random data: 4).") var batches: Int?
+    @Option(parsing: .unconditional, help: "Batches to compare; default: all the data holds (random data: 4).") var batches: Int?
     @Option(help: "Write the int8 calibration table (JSON) here; the engine reads it through its calibration_file option. Default: a temporary file.")
     var saveCalibration: String?
     @Flag(help: "Also print the results as one JSON object on the last line.") var json = false
@@ -42,6 +42,11 @@ struct Compare: ParsableCommand {
         var accuracy: Double?
         var maxAbsDiff: Double?
         var meanAbsDiff: Double?
+    }
+
+    func validate() throws {
+        try requireOption(calibrationBatches >= 1, "--calibration-batches", calibrationBatches, "give a count of at least 1")
+        try requireOption(batches.map { $0 >= 1 } ?? true, "--batches", batches ?? 0, "give a count of at least 1")
     }
 
     func run() throws {

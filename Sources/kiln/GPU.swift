@@ -63,17 +63,23 @@ struct GPUCheck: ParsableCommand {
             compare the GPU with the CPU framework, outputs and top-1. Exits 1 when a check fails.
             """)
 
-    @Option(help: "The GPU.") var device: Int = 0
+    @Option(parsing: .unconditional, help: "The GPU.") var device: Int = 0
     @Option(help: "The golden fixtures' folder (holding ops/index.json); default Tests/Fixtures/golden of the package built from.")
     var golden: String?
-    @Option(help: "Batch size of the model checks.") var batch: Int = 16
+    @Option(parsing: .unconditional, help: "Batch size of the model checks.") var batch: Int = 16
     @Option(help: "Zoo models to check (comma-separated); trained weights from --model-dir when present.")
     var models: String = "cifar_resnet20_v1,cifar_resnet56_v1,cifar_resnet20_v2"
     @Option(help: "The folder of trained weights; sets KILN_MODEL_DIR.") var modelDir: String?
     @Option(help: "Write the results as JSON to this file.") var output: String?
     @Option(help: "A trained LeNet-5 checkpoint prefix (kiln lenet --prefix); without it LeNet-5 gets random weights.") var lenet: String?
-    @Option(help: "The epoch of the LeNet-5 checkpoint.") var lenetEpoch: Int = 1
+    @Option(parsing: .unconditional, help: "The epoch of the LeNet-5 checkpoint.") var lenetEpoch: Int = 1
     @Option(help: "The folder of MNIST's t10k IDX files: with --lenet, the engine against the framework on the whole test set.") var mnist: String?
+
+    func validate() throws {
+        try requireOption(device >= 0, "--device", device, "give a device number from 0")
+        try requireOption(batch >= 1 && batch <= 65_536, "--batch", batch, "give a batch size from 1 to 65536")
+        try requireOption(lenetEpoch >= 0, "--lenet-epoch", lenetEpoch, "give an epoch from 0")
+    }
 
     func run() throws {
         try reportingErrors {

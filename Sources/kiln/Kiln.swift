@@ -22,6 +22,13 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// A numeric option's range check, for a command's `validate()`: a sentence naming the option, the
+/// value and what it takes. (Numeric options parse `.unconditional`, so that `--batch -1` reaches
+/// this check instead of reading as a missing value followed by an unknown flag.)
+func requireOption(_ accepted: Bool, _ option: String, _ value: Any, _ what: String) throws {
+    guard accepted else { throw ValidationError("\(option) \(value) is not accepted; \(what).") }
+}
+
 /// Parses `data=1,3,32,32` into a name and a shape.
 func parseShapeOption(_ text: String) throws -> (String, Shape) {
     let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -56,9 +63,13 @@ struct Run: ParsableCommand {
     var outputs: [String] = []
     @Option(help: "What runs the graph: framework (oneDNN op by op), reference (naive Swift) or engine (partitioned, CPU engine); default: the KILN_USE_ENGINE switch.")
     var backend: String?
-    @Option(name: .customLong("repeat"), help: "Run forward this many times and report the median time.") var repeatCount: Int = 1
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run forward this many times and report the median time.") var repeatCount: Int = 1
     @Option(help: "A .npy file to compare output 0 with; fails when the max abs difference exceeds 1e-4 of max |expected|.")
     var expect: String?
+
+    func validate() throws {
+        try requireOption(repeatCount >= 1 && repeatCount <= 1_000_000, "--repeat", repeatCount, "give a count from 1 to 1000000")
+    }
 
     func run() throws {
         try reportingErrors {
@@ -112,7 +123,6 @@ struct Run: ParsableCommand {
             case let other?:
                 throw ValidationError("--backend \(other) is unknown; accepted values are framework, reference, engine.")
             }
-            guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1.") }
             var times: [Double] = []
             for _ in 0..<repeatCount {
                 let start = Date()

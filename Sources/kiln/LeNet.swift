@@ -11,12 +11,12 @@ struct LeNet: ParsableCommand {
 
     @Option(help: "The folder holding MNIST (IDX or CSV files); default $KILN_DATA_DIR/mnist, else ~/.kiln/data/mnist.")
     var dataDir: String?
-    @Option(help: "Training epochs.") var epochs: Int = 5
-    @Option(help: "Examples per batch.") var batchSize: Int = 128
-    @Option(help: "SGD learning rate.") var learningRate: Double = 0.05
-    @Option(help: "SGD momentum.") var momentum: Double = 0.9
-    @Option(help: "Weight decay.") var weightDecay: Double = 0.0001
-    @Option(help: "Seed for initialization and shuffling.") var seed: UInt64 = 42
+    @Option(parsing: .unconditional, help: "Training epochs.") var epochs: Int = 5
+    @Option(parsing: .unconditional, help: "Examples per batch.") var batchSize: Int = 128
+    @Option(parsing: .unconditional, help: "SGD learning rate.") var learningRate: Double = 0.05
+    @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Double = 0.9
+    @Option(parsing: .unconditional, help: "Weight decay.") var weightDecay: Double = 0.0001
+    @Option(parsing: .unconditional, help: "Seed for initialization and shuffling.") var seed: UInt64 = 42
     @Option(help: "Checkpoint prefix; PREFIX-symbol.json and PREFIX-EPOCH.params are written.")
     var prefix: String = "lenet"
 
@@ -53,6 +53,14 @@ struct LeNet: ParsableCommand {
             total += n
         }
         return total == 0 ? 0 : Double(correct) / Double(total)
+    }
+
+    func validate() throws {
+        try requireOption(epochs >= 1 && epochs <= 10_000, "--epochs", epochs, "give a count from 1 to 10000")
+        try requireOption(batchSize >= 1 && batchSize <= 65_536, "--batch-size", batchSize, "give a batch size from 1 to 65536")
+        try requireOption(learningRate.isFinite && learningRate > 0, "--learning-rate", learningRate, "give a finite rate above 0")
+        try requireOption(momentum.isFinite && momentum >= 0 && momentum < 1, "--momentum", momentum, "give a momentum from 0 up to (not including) 1")
+        try requireOption(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", weightDecay, "give a finite decay of 0 or more")
     }
 
     func run() throws {

@@ -17,10 +17,14 @@ struct Partition: ParsableCommand {
     @Option(name: .customLong("shape"), help: "An input shape, NAME=D1,D2,... (e.g. data=1,3,32,32); repeat for several.")
     var shapes: [String] = []
     @Option(help: "Ops to keep out of engine groups, comma-separated (as KILN_ENGINE_EXCLUDE).") var exclude: String?
-    @Option(help: "The smallest group worth an engine node (as KILN_ENGINE_MIN_GROUP).") var minGroup: Int?
+    @Option(parsing: .unconditional, help: "The smallest group worth an engine node (as KILN_ENGINE_MIN_GROUP).") var minGroup: Int?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write the partitioned symbol to this JSON file.") var output: String?
     @Option(help: "cpu (the CPU engine) or gpu / gpu(N) (the cuda engine, and the GPU framework's placements).") var context: String = "cpu"
+
+    func validate() throws {
+        try requireOption(minGroup.map { $0 >= 1 } ?? true, "--min-group", minGroup ?? 0, "give a group size of at least 1")
+    }
 
     func run() throws {
         try reportingErrors {

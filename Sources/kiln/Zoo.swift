@@ -25,16 +25,22 @@ struct Zoo: ParsableCommand {
         "cifar_resnext29_16x64d",
     ]
 
-    @Option(help: "The batch size bound for both modes.") var batch: Int = 16
+    @Option(parsing: .unconditional, help: "The batch size bound for both modes.") var batch: Int = 16
     @Option(help: "Models to run, comma-separated; default the seed's ten.") var models: String?
-    @Option(help: "Classify only the first N test images.") var limit: Int?
+    @Option(parsing: .unconditional, help: "Classify only the first N test images.") var limit: Int?
     @Option(help: "The folder of trained weights (Gluon's NAME.params, or NAME-symbol.json + NAME-0000.params); sets KILN_MODEL_DIR.") var modelDir: String?
     @Flag(help: "Random weights instead of trained ones (every model runs; accuracy is chance).") var randomWeights = false
     @Option(help: "The folder holding Fashion-MNIST's t10k IDX files.") var dataDir: String?
-    @Option(help: "Threads making batches before timing starts (0: on this thread).") var workers: Int = 1
+    @Option(parsing: .unconditional, help: "Threads making batches before timing starts (0: on this thread).") var workers: Int = 1
     @Option(help: "Where both modes run: cpu (the CPU engine), or gpu / gpu(N) (the GPU's framework mode and the cuda engine, KILN_ENGINE_PRECISION fp32, fp16 or bf16).")
     var context: String = "cpu"
     @Flag(help: "End with one line of JSON: batch, images, results and skipped models.") var json = false
+
+    func validate() throws {
+        try requireOption(batch >= 1 && batch <= 65_536, "--batch", batch, "give a batch size from 1 to 65536")
+        try requireOption(limit.map { $0 >= 1 } ?? true, "--limit", limit ?? 0, "give a count of at least 1")
+        try requireOption(workers >= 0 && workers <= 256, "--workers", workers, "give a thread count from 0 to 256")
+    }
 
     func run() throws {
         try reportingErrors {

@@ -16,12 +16,12 @@ struct ZooTrain: ParsableCommand {
     @Option(help: "Checkpoint prefix: PREFIX-symbol.json and PREFIX-EPOCH.params after every epoch.") var prefix: String
     @Option(help: "Directory with Fashion-MNIST's IDX files (default: $KILN_DATA_DIR/fashion-mnist, then /usr/share/datasets/fashion-mnist).")
     var dataDir: String?
-    @Option(help: "Training epochs.") var epochs: Int = 12
-    @Option(help: "Batch size.") var batchSize: Int = 128
-    @Option(help: "Peak learning rate (cosine decay to 0 over the run).") var learningRate: Double = 0.1
-    @Option(help: "Weight decay.") var weightDecay: Double = 1e-4
-    @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1
-    @Option(help: "Train on the first N training images only (a smoke test).") var limit: Int?
+    @Option(parsing: .unconditional, help: "Training epochs.") var epochs: Int = 12
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize: Int = 128
+    @Option(parsing: .unconditional, help: "Peak learning rate (cosine decay to 0 over the run).") var learningRate: Double = 0.1
+    @Option(parsing: .unconditional, help: "Weight decay.") var weightDecay: Double = 1e-4
+    @Option(parsing: .unconditional, help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Train on the first N training images only (a smoke test).") var limit: Int?
 
     /// A split of Fashion-MNIST through the zoo's data pipeline (`Vision.FashionMNIST` with the
     /// `FashionMNIST32` transform, as `kiln zoo` tests with), stacked into (N, 3, 32, 32) and (N,) arrays.
@@ -36,6 +36,14 @@ struct ZooTrain: ParsableCommand {
             labels.append(sample.label.floats().first ?? 0)
         }
         return (NDArray(shape: [n, 3, 32, 32], values: values), NDArray(shape: [n], values: labels))
+    }
+
+    func validate() throws {
+        try requireOption(epochs >= 1 && epochs <= 10_000, "--epochs", epochs, "give a count from 1 to 10000")
+        try requireOption(batchSize >= 1 && batchSize <= 65_536, "--batch-size", batchSize, "give a batch size from 1 to 65536")
+        try requireOption(learningRate.isFinite && learningRate > 0, "--learning-rate", learningRate, "give a finite rate above 0")
+        try requireOption(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", weightDecay, "give a finite decay of 0 or more")
+        try requireOption(limit.map { $0 >= 1 } ?? true, "--limit", limit ?? 0, "give a count of at least 1")
     }
 
     func run() throws {
@@ -86,7 +94,7 @@ struct ZooImport: ParsableCommand {
 
     @Option(help: "The zoo network (cifar_resnet20_v1, ...).") var model: String
     @Option(help: "The checkpoint prefix.") var checkpoint: String
-    @Option(help: "The checkpoint's epoch.") var epoch: Int
+    @Option(parsing: .unconditional, help: "The checkpoint's epoch.") var epoch: Int
     @Option(help: "The Gluon parameter file to write (default: MODEL_DIR/MODEL.params).") var output: String?
 
     /// Loads the checkpoint's arrays into the zoo network by full name and saves them by structure.
@@ -101,6 +109,10 @@ struct ZooImport: ParsableCommand {
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try net.saveParameters(to: output)
         return output
+    }
+
+    func validate() throws {
+        try requireOption(epoch >= 0, "--epoch", epoch, "give an epoch from 0")
     }
 
     func run() throws {

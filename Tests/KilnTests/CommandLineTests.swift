@@ -99,4 +99,18 @@ import Testing
         let warnings = output.components(separatedBy: "cannot be used").count - 1
         #expect(warnings == 1 && output.contains("it is a file, not a folder") && output.contains("OK: within 1e-4"), "\(output)")
     }
+
+    /// A negative number for a numeric option is checked against its range, not read as a missing
+    /// value followed by an unknown flag ("Missing value for '--repeat <repeat>'").
+    @Test(.enabled(if: hasBinary, "no kiln binary beside the test bundle"),
+          arguments: [(["run", "--symbol", "x.json", "--repeat", "-1"], "--repeat -1 is not accepted"),
+                      (["zoo", "--batch", "-5"], "--batch -5 is not accepted"),
+                      (["lenet", "--epochs", "-2"], "--epochs -2 is not accepted"),
+                      (["lenet", "--learning-rate", "-0.1"], "--learning-rate -0.1 is not accepted"),
+                      (["compare", "--symbol", "x.json", "--params", "x.params", "--shape", "data=1,1,28,28", "--calibration-batches", "-1"], "--calibration-batches -1 is not accepted"),
+                      (["partition", "--symbol", "x.json", "--min-group", "-3"], "--min-group -3 is not accepted")])
+    func negativeOptionValuesAreRangeChecked(arguments: [String], message: String) throws {
+        let (status, output) = try Self.run(arguments)
+        #expect(status != 0 && output.contains(message) && !output.contains("Missing value"), "\(output)")
+    }
 }
