@@ -135,6 +135,14 @@ extension Symbol {
     public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:],
                            sharedBuffer: [String: NDArray] = [:], engine: EngineSelection? = nil) throws -> Executor {
+        try namingSource {
+            try simpleBindNamed(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
+                                sharedBuffer: sharedBuffer, engine: engine)
+        }
+    }
+
+    private func simpleBindNamed(context: Context, shapes: [String: Shape], types: [String: DType], gradReq: GradReq,
+                                 gradReqs: [String: GradReq], sharedBuffer: [String: NDArray], engine: EngineSelection?) throws -> Executor {
         let selection = try engine ?? EngineSelection.fromEnvironment()
         if case let .gpu(ordinal) = context {
             // The GPU's framework mode (cuDNN, cuBLAS and generated kernels op by op), with the cuda

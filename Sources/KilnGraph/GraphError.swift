@@ -12,6 +12,10 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
     case invalidAttribute(node: String, op: String, attribute: String, value: String, expected: String)
     /// An input whose shape does not fit what the op needs.
     case shapeMismatch(node: String, op: String, input: String, expected: String, actual: Shape)
+    /// A data input and a weight (or bias, gamma...) whose shapes do not fit together: `expected` is
+    /// the weight shape the data's shape would need. The data is named first, since a wrong image
+    /// size or channel count is the common cause and the weights come from the model's file.
+    case inputDoesNotFitWeight(node: String, op: String, input: String, shape: Shape, weight: String, weightShape: Shape, expected: String)
     /// Any other shape rule the op enforces.
     case invalidShape(node: String, op: String, reason: String)
     /// A shape that cannot be inferred because an input's shape is not known.
@@ -31,18 +35,27 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
     /// An error found while reading a file, with the file's name.
     indirect case inFile(String, GraphError)
 
+    /// Text from a file as an error quotes it: whole when short, else its start and its length, so
+    /// that a 1 MB attribute does not fill the terminal.
+    public static func excerpt(_ text: String, limit: Int = 80) -> String {
+        guard text.count > limit else { return text }
+        return "\(text.prefix(limit))... (\(text.count) characters)"
+    }
+
     public var description: String {
         switch self {
         case let .unknownOp(op, node, source):
-            return "Unknown op '\(op)' at node '\(node)'\(source.map { " in '\($0)'" } ?? ""); Kiln's registry does not have it."
+            return "Unknown op '\(GraphError.excerpt(op))' at node '\(GraphError.excerpt(node))'\(source.map { " in '\($0)'" } ?? ""); Kiln's registry does not have it."
         case let .unknownAttribute(node, op, attribute, accepted):
-            return "Node '\(node)' (\(op)) has an unknown attribute '\(attribute)'; accepted attributes are \(accepted.sorted().joined(separator: ", "))."
+            return "Node '\(GraphError.excerpt(node))' (\(op)) has an unknown attribute '\(GraphError.excerpt(attribute))'; accepted attributes are \(accepted.sorted().joined(separator: ", "))."
         case let .missingAttribute(node, op, attribute):
             return "Node '\(node)' (\(op)) needs the attribute '\(attribute)'."
         case let .invalidAttribute(node, op, attribute, value, expected):
-            return "Node '\(node)' (\(op)) has attribute \(attribute)=\"\(value)\", but \(expected) is expected."
+            return "Node '\(GraphError.excerpt(node))' (\(op)) has attribute \(attribute)=\"\(GraphError.excerpt(value))\"; expected: \(expected)."
         case let .shapeMismatch(node, op, input, expected, actual):
             return "Node '\(node)' (\(op)) expects input '\(input)' of shape \(expected), but it has shape \(actual)."
+        case let .inputDoesNotFitWeight(node, op, input, shape, weight, weightShape, expected):
+            return "Node '\(node)' (\(op)): its input '\(input)' of shape \(shape) and its \(weight) of shape \(weightShape) do not fit together; for this input the \(weight) would need shape \(expected)."
         case let .invalidShape(node, op, reason):
             return "Node '\(node)' (\(op)): \(reason)."
         case let .unknownShape(node, input):

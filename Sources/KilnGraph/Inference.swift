@@ -75,7 +75,14 @@ extension Graph {
         for (i, n) in nodes.enumerated() where !n.isVariable {
             let (def, ctx) = try context(of: i)
             var ins: [Shape?] = n.inputs.map { shapes[$0.node][$0.index] }
-            let outs = try def.inferShape(&ins, ctx)
+            let given = ins
+            let outs: [Shape]
+            do {
+                outs = try def.inferShape(&ins, ctx)
+            } catch let GraphError.shapeMismatch(node, op, input, expected, actual) {
+                throw Self.blamingData(node: node, op: op, input: input, expected: expected, actual: actual,
+                                       def: def, ctx: ctx, known: given)
+            }
             guard outs.count == ctx.outputCount else {
                 throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its shape rule gave \(outs.count) outputs instead of \(ctx.outputCount)")
             }
@@ -116,6 +123,20 @@ extension Graph {
             byName: byName)
     }
 
+    /// A shape rule derives a weight's shape from the data and finds the weight (from the parameters)
+    /// different. Most often the data is what does not fit (a 3-channel image fed to a 1-channel
+    /// net), so the error names the data input and its shape first, with the weight's, instead of
+    /// blaming the weight alone.
+    static func blamingData(node: String, op: String, input: String, expected: String, actual: Shape,
+                            def: OpDefinition, ctx: NodeContext, known: [Shape?]) -> GraphError {
+        let weights = Set(def.weightInputs(ctx.attributes))
+        guard let k = ctx.inputNames.firstIndex(of: input), weights.contains(k),
+              let d = known.indices.first(where: { !weights.contains($0) && known[$0] != nil }), let data = known[d] else {
+            return .shapeMismatch(node: node, op: op, input: input, expected: expected, actual: actual)
+        }
+        return .inputDoesNotFitWeight(node: node, op: op, input: ctx.inputName(d), shape: data, weight: input, weightShape: actual, expected: expected)
+    }
+
     /// Infers every dtype; variables not given take their `__dtype__` annotation, else the type their
     /// consumer derives, else float32.
     public func inferTypes(_ given: [String: DType] = [:]) throws -> InferredTypes {
@@ -132,12 +153,23 @@ extension Graph {
             if !ins.isEmpty && ins.allSatisfy({ $0 == nil }) { ins[0] = .float32 }
             var outs: [DType]
             do {
-                outs = try def.inferType(&ins, ctx)
-            } catch GraphError.unknownShape where !ins.isEmpty && ins[0] == nil {
-                // The data input is still unknown though other inputs are known (a BatchNorm first in a
-                // graph whose weights were given): float32, simple_bind's default for untyped arguments.
-                ins[0] = .float32
-                outs = try def.inferType(&ins, ctx)
+                do {
+                    outs = try def.inferType(&ins, ctx)
+                } catch GraphError.unknownShape where !ins.isEmpty && ins[0] == nil {
+                    // The data input is still unknown though other inputs are known (a BatchNorm first in a
+                    // graph whose weights were given): float32, simple_bind's default for untyped arguments.
+                    ins[0] = .float32
+                    outs = try def.inferType(&ins, ctx)
+                }
+            } catch let GraphError.typeMismatch(node, op, input, expected, actual) {
+                // The rule took the data's dtype first and found the weight's different: the data (int64
+                // pixels for a float32 net) is what does not fit.
+                let weights = Set(def.weightInputs(ctx.attributes))
+                if let k = ctx.inputNames.firstIndex(of: input), weights.contains(k),
+                   let d = ins.indices.first(where: { !weights.contains($0) && ins[$0] == expected }) {
+                    throw GraphError.typeMismatch(node: node, op: op, input: ctx.inputName(d), expected: actual, actual: expected)
+                }
+                throw GraphError.typeMismatch(node: node, op: op, input: input, expected: expected, actual: actual)
             }
             for (k, e) in n.inputs.enumerated() where types[e.node][e.index] == nil { types[e.node][e.index] = ins[k] ?? .float32 }
             types[i] = outs.count == ctx.outputCount ? outs : outs + [DType](repeating: outs.last ?? .float32, count: max(0, ctx.outputCount - outs.count))
@@ -156,7 +188,7 @@ extension Graph {
 
 extension Symbol {
     /// Infers argument, output and auxiliary shapes from the shapes of some arguments (MXNet's `infer_shape`).
-    public func inferShape(_ shapes: [String: Shape]) throws -> InferredShapes { try graph.inferShapes(shapes) }
+    public func inferShape(_ shapes: [String: Shape]) throws -> InferredShapes { try namingSource { try graph.inferShapes(shapes) } }
     /// Infers dtypes (MXNet's `infer_type`).
-    public func inferType(_ types: [String: DType] = [:]) throws -> InferredTypes { try graph.inferTypes(types) }
+    public func inferType(_ types: [String: DType] = [:]) throws -> InferredTypes { try namingSource { try graph.inferTypes(types) } }
 }

@@ -66,8 +66,29 @@ public struct SymbolEntry: Sendable, Hashable {
 public struct Symbol: Sendable {
     /// The outputs this symbol stands for.
     public let outputs: [SymbolEntry]
+    /// The file (or other source) the symbol was read from, so that errors found later (at shape
+    /// inference or bind) can name it; nil for symbols built in code.
+    public var source: String?
 
-    public init(outputs: [SymbolEntry]) { self.outputs = outputs }
+    public init(outputs: [SymbolEntry], source: String? = nil) {
+        self.outputs = outputs
+        self.source = source
+    }
+
+    /// Runs `body`, adding this symbol's ``source`` to a graph error it throws that does not name a
+    /// file yet: errors found after loading then say which file they are about.
+    public func namingSource<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as GraphError {
+            guard let source else { throw e }
+            switch e {
+            case .inFile, .malformedJSON: throw e
+            case let .unknownOp(op, node, nil): throw GraphError.unknownOp(op: op, node: node, source: source)
+            default: throw GraphError.inFile(source, e)
+            }
+        }
+    }
 
     /// A variable: an input, weight or auxiliary state supplied at bind time.
     public static func variable(_ name: String, shape: Shape? = nil, dtype: DType? = nil, attributes: [String: String] = [:]) -> Symbol {

@@ -113,7 +113,8 @@ extension Symbol {
             guard src >= 0 && src < built.count else { throw bad("heads[\(k)]", "node \(src) does not exist (the file has \(built.count) nodes)") }
             heads.append(SymbolEntry(node: built[src], index: idx))
         }
-        let symbol = Symbol(outputs: heads)
+        // A caller's label such as the default "symbol JSON" is no file name worth repeating.
+        let symbol = Symbol(outputs: heads, source: source == "symbol JSON" ? nil : source)
         do {
             try symbol.graph.validate(source: source)
         } catch let e as GraphError {

@@ -70,7 +70,7 @@ struct Compare: ParsableCommand {
             guard graph.argumentNames.contains(dataName) else {
                 throw ValidationError("--shape \(shape): the model has no argument '\(dataName)'; its arguments are \(graph.argumentNames.joined(separator: ", ")).")
             }
-            let shapes = try graph.inferShapes(given)
+            let shapes = try sym.inferShape(given)
             let inputNames = graph.nodes.filter { $0.isVariable && weights[$0.name] == nil }.map(\.name)
             var inputShapes: [String: Shape] = [:]
             for name in inputNames { inputShapes[name] = shapes.byName[name] }

@@ -197,7 +197,7 @@ struct Inspect: ParsableCommand {
             }
             var given: [String: Shape] = [:]
             for s in shapes { let (n, sh) = try parseShapeOption(s); given[n] = sh }
-            let inferred = try g.inferShapes(given)
+            let inferred = try sym.inferShape(given)
             let params = zip(sym.listArguments(), inferred.arguments).filter { given[$0.0] == nil }
             let paramCount = params.reduce(0) { $0 + $1.1.elementCount }
             let auxCount = inferred.auxiliaryStates.reduce(0) { $0 + $1.elementCount }

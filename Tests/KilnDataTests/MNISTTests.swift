@@ -206,7 +206,12 @@ struct MNISTTests {
         #expect(errorMessage { _ = try MNISTData(imagesFile: huge, labelsFile: labels) }?
             .contains("hold more elements than can be addressed") == true)
         let many = try write("many", [0, 0, 8, 3] + bigEndian(60000) + bigEndian(28) + bigEndian(28) + [1, 2, 3])
+        // Headers are compared before either body is read: 60000 images against 2 labels is refused
+        // without inflating 47 MB.
         #expect(errorMessage { _ = try MNISTData(imagesFile: many, labelsFile: labels) }?
+            .contains("the label file holds 2 labels but the image file '\(many)' holds 60000 images") == true)
+        let manyLabels = try write("many-labels", [0, 0, 8, 1] + bigEndian(60000) + [UInt8](repeating: 1, count: 60000))
+        #expect(errorMessage { _ = try MNISTData(imagesFile: many, labelsFile: manyLabels) }?
             .contains("the file ends after 3 of its 47040000 bytes") == true)
         let negative = try write("negative", [0, 0, 8, 1, 0x80, 0, 0, 0])
         #expect(errorMessage { _ = try MNISTData(imagesFile: write("i", Self.handImages), labelsFile: negative) }?

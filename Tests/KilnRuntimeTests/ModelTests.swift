@@ -60,14 +60,16 @@ import Testing
         } catch {
             // The message names the node reading the weight, the input slot and both shapes.
             let node = String(name.dropLast("_weight".count))
-            #expect("\(error)".contains("'\(node)'") && "\(error)".contains("'weight'") && "\(error)".contains("(1, 2, 3)"), "\(error)")
+            #expect("\(error)".contains("'\(node)'") && "\(error)".contains("its weight of shape (1, 2, 3)")
+                    && "\(error)".contains("input 'data' of shape (4, 1, 28, 28)"), "\(error)")
         }
         // A data shape that does not fit the first FullyConnected's weights.
         do {
             _ = try symbol.bind(shapes: ["data": [4, 1, 32, 32]], sharedBuffer: args.merging(aux) { a, _ in a })
             Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("expects input"), "\(error)")
+            // The data is named first, with its flattened shape, and the file the symbol came from.
+            #expect("\(error)".contains("input 'data' of shape (4, 1250)") && "\(error)".contains("lenet-symbol.json"), "\(error)")
         }
         // Feeding an array of the wrong shape after binding.
         let exec = try symbol.bind(shapes: ["data": [4, 1, 28, 28]], sharedBuffer: args.merging(aux) { a, _ in a })

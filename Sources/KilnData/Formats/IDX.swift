@@ -7,15 +7,20 @@
 // Images are 00 00 08 03 (2051), labels 00 00 08 01 (2049).
 import KilnCore
 
-/// The contents of an IDX file of unsigned bytes.
+/// The contents of an IDX file of unsigned bytes, read in two steps: the header (magic number and
+/// dimensions), then the data. A caller can compare the headers of an image and a label file before
+/// either body is inflated, so a small gzip file that claims a gigabyte costs nothing when the two
+/// disagree; the data's size is checked against the memory budget before it is read.
 struct IDXFile {
     let path: String
     let dims: [Int]
-    let bytes: [UInt8]
+    /// Bytes the data holds (the product of the dimensions).
+    let count: Int
+    private let file: GzipFile
 
-    /// Reads `path` (gzipped or not), requiring unsigned-byte elements and `rank` dimensions;
-    /// `role` ("image", "label") names the file in errors.
-    init(path: String, rank: Int, role: String) throws {
+    /// Opens `path` (gzipped or not) and reads its header, requiring unsigned-byte elements and
+    /// `rank` dimensions; `role` ("image", "label") names the file in errors.
+    init(header path: String, rank: Int, role: String) throws {
         let file = try GzipFile(path: path)
         let magic = try file.read(exactly: 4, field: "the magic number")
         let expected: [UInt8] = [0, 0, 0x08, UInt8(rank)]
@@ -45,15 +50,22 @@ struct IDXFile {
             }
             total = p
         }
-        let bytes = try file.read(exactly: total, field: "the data of \(dims.map(String.init).joined(separator: "x")) bytes")
+        self.path = path
+        self.dims = dims
+        self.count = total
+        self.file = file
+    }
+
+    /// Reads the data the header announced, which must end the file.
+    func body() throws -> [UInt8] {
+        try MemoryBudget.process.check(bytes: count, for: "the data of '\(path)' (\(dims.map(String.init).joined(separator: "x")) bytes, as its header says)")
+        let bytes = try file.read(exactly: count, field: "the data of \(dims.map(String.init).joined(separator: "x")) bytes")
         guard try file.atEnd() else {
             throw KilnDataError.malformedFile(
                 path: path, field: "the end of the data",
-                reason: "the file holds more than the \(total) bytes its dimensions \(dims) call for")
+                reason: "the file holds more than the \(count) bytes its dimensions \(dims) call for")
         }
-        self.path = path
-        self.dims = dims
-        self.bytes = bytes
+        return bytes
     }
 }
 

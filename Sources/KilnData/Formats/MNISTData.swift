@@ -37,16 +37,17 @@ public struct MNISTData: Sendable {
         for path in [imagesFile, labelsFile] where !FileManager.default.fileExists(atPath: path) {
             throw KilnDataError.missingDataSet(name: "MNIST", path: path, howToFetch: Self.howToFetch)
         }
-        let images = try IDXFile(path: imagesFile, rank: 3, role: "image")
-        let labels = try IDXFile(path: labelsFile, rank: 1, role: "label")
+        // Both headers first: files that disagree are refused before either body is inflated.
+        let images = try IDXFile(header: imagesFile, rank: 3, role: "image")
+        let labels = try IDXFile(header: labelsFile, rank: 1, role: "label")
         guard images.dims[0] == labels.dims[0] else {
             throw KilnDataError.damagedDataSet(
                 name: "MNIST", path: labelsFile,
                 reason: "the label file holds \(labels.dims[0]) labels but the image file '\(imagesFile)' holds \(images.dims[0]) images",
                 howToFetch: Self.howToFetch)
         }
-        self.images = try NDArray(shape: Shape(images.dims), dtype: .uint8, bytes: images.bytes)
-        self.labels = try NDArray(shape: Shape(labels.dims), dtype: .uint8, bytes: labels.bytes)
+        self.labels = try NDArray(shape: Shape(labels.dims), dtype: .uint8, bytes: labels.body())
+        self.images = try NDArray(shape: Shape(images.dims), dtype: .uint8, bytes: images.body())
         source = imagesFile
     }
 

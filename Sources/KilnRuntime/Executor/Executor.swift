@@ -247,6 +247,14 @@ extension Symbol {
     public func bind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:], sharedBuffer: [String: NDArray] = [:],
                            backend: any Backend = OpByOpBackend.framework) throws -> Executor {
+        try namingSource {
+            try bindNamed(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs,
+                          sharedBuffer: sharedBuffer, backend: backend)
+        }
+    }
+
+    private func bindNamed(context: Context, shapes: [String: Shape], types: [String: DType], gradReq: GradReq,
+                           gradReqs: [String: GradReq], sharedBuffer: [String: NDArray], backend: any Backend) throws -> Executor {
         let g = graph
         for name in gradReqs.keys where !g.argumentNames.contains(name) {
             throw RuntimeError.missingArgument(name: name, known: g.argumentNames)
