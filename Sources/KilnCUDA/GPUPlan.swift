@@ -194,10 +194,11 @@ public struct CUDABackend: Backend {
 
     /// Where each op node of `graph` runs when bound for these shapes (`kiln partition --context gpu`).
     public func placements(_ graph: Graph, shapes: InferredShapes, types: InferredTypes) -> [GPUPlacement] {
-        graph.nodes.indices.compactMap { i in
+        let read = graph.readOutputs
+        return graph.nodes.indices.compactMap { i in
             let n = graph.nodes[i]
             guard !n.isVariable else { return nil }
-            switch support(SupportQuery(graph: graph, node: i, shapes: shapes, types: types)) {
+            switch support(SupportQuery(graph: graph, node: i, shapes: shapes, types: types, outputsRead: read[i])) {
             case .supported: return GPUPlacement(node: n.name, op: n.op, onGPU: true, reason: nil)
             case let .unsupported(r): return GPUPlacement(node: n.name, op: n.op, onGPU: false, reason: r.text)
             }

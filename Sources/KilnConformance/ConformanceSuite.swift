@@ -159,11 +159,11 @@ public struct PreparedCase: Sendable {
 
     /// The op nodes the backend refuses, in graph order (empty when it supports them all).
     public func refusals(by backend: any Backend) -> [Refusal] {
-        let known = Set(constants.keys)
+        let known = Set(constants.keys), read = graph.readOutputs
         return graph.nodes.indices.compactMap { i -> Refusal? in
             let n = graph.nodes[i]
             guard !n.isVariable else { return nil }
-            let s = backend.support(SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known))
+            let s = backend.support(SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known, outputsRead: read[i]))
             return s.isSupported ? nil : Refusal(node: n.name, op: n.op, support: s)
         }
     }

@@ -154,6 +154,14 @@ public struct Graph: Sendable {
         }
     }
 
+    /// For each node, the indices of its outputs that other nodes or the heads read, found in one pass.
+    public var readOutputs: [Set<Int>] {
+        var read = [Set<Int>](repeating: [], count: nodes.count)
+        for n in nodes { for e in n.inputs { read[e.node].insert(e.index) } }
+        for h in heads { read[h.node].insert(h.index) }
+        return read
+    }
+
     /// For each node, the indices of nodes that read one of its outputs.
     public var consumers: [[Int]] {
         var c = [[Int]](repeating: [], count: nodes.count)

@@ -49,8 +49,9 @@ public enum EngineNode {
                 baked[name] = value
             }
             // The engine must still accept every member with what this bind knows.
+            let read = sub.graph.readOutputs
             for (i, n) in sub.graph.nodes.enumerated() where !n.isVariable {
-                let q = SupportQuery(graph: sub.graph, node: i, shapes: shapes, types: types, constants: Set(baked.keys))
+                let q = SupportQuery(graph: sub.graph, node: i, shapes: shapes, types: types, constants: Set(baked.keys), outputsRead: read[i])
                 if case let .unsupported(reason) = engine.support(q) {
                     throw PartitionError.unsupportedInEngine(node: node, engine: sub.backend, member: n.name, reason: reason.text)
                 }

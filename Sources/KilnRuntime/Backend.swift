@@ -30,13 +30,28 @@ public struct SupportQuery: Sendable {
     public let types: InferredTypes?
     /// Names of variables whose values are known at bind (weights and auxiliary states).
     public let constants: Set<String>
+    /// The indices of the node's outputs that other nodes or the graph's heads read, when the caller
+    /// knows them (the partitioner finds them for all nodes in one pass); nil to have them found by
+    /// scanning the graph, which costs a pass per query.
+    public let outputsRead: Set<Int>?
 
-    public init(graph: Graph, node: Int, shapes: InferredShapes? = nil, types: InferredTypes? = nil, constants: Set<String> = []) {
+    public init(graph: Graph, node: Int, shapes: InferredShapes? = nil, types: InferredTypes? = nil, constants: Set<String> = [],
+                outputsRead: Set<Int>? = nil) {
         self.graph = graph
         self.node = node
         self.shapes = shapes
         self.types = types
         self.constants = constants
+        self.outputsRead = outputsRead
+    }
+
+    /// The indices of the node's outputs that are read (see ``outputsRead``).
+    public var readOutputIndices: Set<Int> {
+        if let outputsRead { return outputsRead }
+        var read = Set<Int>()
+        for n in graph.nodes { for e in n.inputs where e.node == node { read.insert(e.index) } }
+        for h in graph.heads where h.node == node { read.insert(h.index) }
+        return read
     }
 
     /// The node asked about.

@@ -178,11 +178,7 @@ public struct EngineCapabilities: Sendable {
 
     /// The name of an output other than the first that some node or head reads, if any.
     static func hiddenOutputRead(_ query: SupportQuery, definition: OpDefinition, attributes: Attributes) -> String? {
-        let g = query.graph
-        var read = Set<Int>()
-        for n in g.nodes { for e in n.inputs where e.node == query.node && e.index > 0 { read.insert(e.index) } }
-        for h in g.heads where h.node == query.node && h.index > 0 { read.insert(h.index) }
-        guard let k = read.min() else { return nil }
+        guard let k = query.readOutputIndices.filter({ $0 > 0 }).min() else { return nil }
         let names = (try? definition.outputNames(attributes)) ?? []
         return k < names.count ? names[k] : "output\(k)"
     }

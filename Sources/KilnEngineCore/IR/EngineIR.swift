@@ -114,7 +114,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
         values = []
         ops = []
         var valueOf: [Int] = Array(repeating: -1, count: graph.nodes.count)
-        let known = Set(constants.keys)
+        let known = Set(constants.keys), read = graph.readOutputs
         for (i, n) in graph.nodes.enumerated() {
             let shape = shapes.nodeOutputs[i][0]
             if n.isVariable {
@@ -132,7 +132,7 @@ public struct EngineIR: Sendable, CustomStringConvertible {
                 valueOf[i] = values.count - 1
                 continue
             }
-            let query = SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known)
+            let query = SupportQuery(graph: graph, node: i, shapes: shapes, types: types, constants: known, outputsRead: read[i])
             let lowering: LoweringKind
             switch capabilities.verdict(query) {
             case let .refuse(reason): throw EngineCoreError.unsupportedNode(engine: engine, node: n.name, op: n.op, reason: reason.text)
