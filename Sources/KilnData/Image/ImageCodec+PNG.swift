@@ -27,6 +27,14 @@ extension ImageCodec {
             throw KilnDataError.undecodableImage(
                 source: source, reason: "PNG: \(width)x\(height) is more pixels than the decoder allows (\(maxPixels))")
         }
+        do {
+            // The RGBA buffer and the result, sized by the file's header.
+            try MemoryBudget.process.check(bytes: width * height * (4 + (gray ? 1 : 3)),
+                                           for: "decoding the \(width)x\(height) PNG image \(source)")
+        } catch {
+            png_image_free(&image)
+            throw error
+        }
         image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
         image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         var rgba = [UInt8](repeating: 0, count: width * height * 4)
