@@ -15,6 +15,15 @@ import Testing
         #expect(plan.arenaBytes == 6144 && plan.totalBytes == 10240)
     }
 
+    /// A long chain (each value lives from its op to the next) needs two buffers, not one per value;
+    /// lifetimes starting before step 0 are placed too.
+    @Test func aChainReusesTwoBuffers() {
+        let chain = (0..<5000).map { Lifetime(id: $0, bytes: 1000, first: $0 - 1, last: $0) }
+        let plan = MemoryPlanner.plan(chain)
+        #expect(plan.arenaBytes == 2 * 1024 && plan.offsets.count == 5000)
+        for k in 1..<5000 { #expect(plan.offsets[k] != plan.offsets[k - 1]) }
+    }
+
     /// Random lifetimes: buffers alive together never overlap in bytes, every offset is aligned, and
     /// the arena is never larger than the sum.
     @Test(arguments: 0..<20)

@@ -169,6 +169,18 @@ public struct EngineIR: Sendable, CustomStringConvertible {
     /// The index of the op writing `value`, if an op does.
     public func producer(of value: Int) -> Int? { ops.firstIndex { $0.output == value } }
 
+    /// The index of the op writing `value`, searched backwards from op `reader` (which reads it, so
+    /// its producer comes before it and is usually close): a pass asking for each op's producer then
+    /// costs near linear time on long chains instead of quadratic.
+    public func producer(of value: Int, before reader: Int) -> Int? {
+        var k = Swift.min(reader, ops.count) - 1
+        while k >= 0 {
+            if ops[k].output == value { return k }
+            k -= 1
+        }
+        return nil
+    }
+
     /// How many times `value` is read: by ops (inputs and `sum` post-ops) and as a group output.
     public func useCount(of value: Int) -> Int {
         ops.reduce(0) { $0 + $1.reads.filter { $0 == value }.count } + outputs.filter { $0 == value }.count

@@ -36,10 +36,10 @@ public struct BatchNormFolding: EnginePass {
     /// channels on axis 1 (a conv, or an FC with a 2-D output).
     func foldable(_ ir: EngineIR, bn: Int) -> Int? {
         let data = ir.ops[bn].inputs[0]
-        guard let p = ir.producer(of: data) else { return nil }
+        guard let p = ir.producer(of: data, before: bn) else { return nil }
         let op = ir.ops[p]
         guard op.fusion == .complex, op.lowering.hasChannelWeights, op.postOps.isEmpty,
-              ir.useCount(of: data) == 1, ir.values[data].shape.rank >= 2,
+              ir.values[data].shape.rank >= 2, ir.useCount(of: data) == 1,
               op.weightInputs.allSatisfy({ $0 < op.inputs.count && ir.values[op.inputs[$0]].isConstant }),
               ir.ops[bn].inputs.dropFirst().allSatisfy({ ir.values[$0].isConstant }) else { return nil }
         if case .innerProduct = op.lowering, ir.values[data].shape.rank != 2 { return nil }

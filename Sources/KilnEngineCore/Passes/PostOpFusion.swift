@@ -34,7 +34,7 @@ public struct PostOpFusion: EnginePass {
             let op = ir.ops[i]
             switch op.lowering {
             case let .eltwise(spec):
-                if let p = fusableProducer(ir, value: op.inputs[0], taking: .eltwise(spec)) {
+                if let p = fusableProducer(ir, value: op.inputs[0], reader: i, taking: .eltwise(spec)) {
                     ir.ops[p].postOps.append(.eltwise(spec))     // f(conv(x)) -> conv(x) [eltwise f]
                     ir.ops[p].output = op.output
                     ir.ops[p].fused.append(op.name)
@@ -46,7 +46,7 @@ public struct PostOpFusion: EnginePass {
                 // Prefer the operand computed last: the other one is then ready, whichever it is.
                 let candidates = op.inputs.indices.compactMap { k -> (k: Int, p: Int)? in
                     guard op.inputs[0] != op.inputs[1],
-                          let p = fusableProducer(ir, value: op.inputs[k], taking: .sum(op.inputs[1 - k])) else { return nil }
+                          let p = fusableProducer(ir, value: op.inputs[k], reader: i, taking: .sum(op.inputs[1 - k])) else { return nil }
                     return (k, p)
                 }
                 if let (k, p) = candidates.max(by: { $0.p < $1.p }) {
@@ -70,11 +70,13 @@ public struct PostOpFusion: EnginePass {
     /// The index of the op writing `value` if `next` can be appended to its post-ops: `value` read
     /// once and not a group output, the policy accepting `next` after the op's post-ops, and (for a
     /// `sum`) no post-ops yet, since the sum must come before any eltwise.
-    func fusableProducer(_ ir: EngineIR, value: Int, taking next: EngineIR.PostOp) -> Int? {
-        guard let p = ir.producer(of: value) else { return nil }
+    /// The policy is asked before the (whole-IR) use count, so that ops that take no post-ops cost
+    /// nothing more.
+    func fusableProducer(_ ir: EngineIR, value: Int, reader: Int, taking next: EngineIR.PostOp) -> Int? {
+        guard let p = ir.producer(of: value, before: reader) else { return nil }
         let op = ir.ops[p]
         if case .sum = next, !op.postOps.isEmpty { return nil }
-        guard ir.useCount(of: value) == 1, policy.accepts(op.lowering, op.postOps, next) else { return nil }
+        guard policy.accepts(op.lowering, op.postOps, next), ir.useCount(of: value) == 1 else { return nil }
         return p
     }
 }

@@ -51,15 +51,31 @@ public enum MemoryPlanner {
         var offsets: [Int: Int] = [:]
         var arena = 0
         let order = lifetimes.sorted { ($0.bytes, $1.first, $1.id) > ($1.bytes, $0.first, $0.id) }
-        for item in order {
+        // The placed buffers alive at each step, so that finding those overlapping a new one looks at
+        // its own steps only: filtering every placed buffer made a 60,000-op chain quadratic.
+        let steps = (lifetimes.map(\.last).max() ?? -1) + 1
+        let firstStep = Swift.min(0, lifetimes.map(\.first).min() ?? 0)
+        var aliveAt = [[Int]](repeating: [], count: Swift.max(steps - firstStep, 0))
+        var stamp = [Int](repeating: -1, count: lifetimes.count)
+        for (n, item) in order.enumerated() {
             let size = align(max(item.bytes, 1))
             // Busy ranges during this buffer's life, by offset; take the first gap that fits.
-            let busy = placed.filter { $0.0.overlaps(item) }.map { ($0.1, align(max($0.0.bytes, 1))) }.sorted { $0.0 < $1.0 }
+            var overlapping: [Int] = []
+            if item.first <= item.last {
+                for t in item.first...item.last {
+                    for k in aliveAt[t - firstStep] where stamp[k] != n {
+                        stamp[k] = n
+                        overlapping.append(k)
+                    }
+                }
+            }
+            let busy = overlapping.map { (placed[$0].1, align(max(placed[$0].0.bytes, 1))) }.sorted { $0.0 < $1.0 }
             var offset = 0
             for (start, length) in busy {
                 if offset + size <= start { break }
                 offset = max(offset, start + length)
             }
+            if item.first <= item.last { for t in item.first...item.last { aliveAt[t - firstStep].append(placed.count) } }
             placed.append((item, offset))
             offsets[item.id] = offset
             arena = max(arena, offset + size)
