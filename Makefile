@@ -4,7 +4,7 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean gpu-package
+.PHONY: deps build release test hostile demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean gpu-package
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
@@ -30,6 +30,13 @@ release: deps
 test: deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
+
+# The hostile-input suites alone (issue 14): damaged and huge files, shapes past the memory budget,
+# deep graphs, bad flags and paths, inference without labels; each case is a test of `make test` too.
+HOSTILE_SUITES := HostileInputTests|MemoryBudget|FileContentsTests|CommandLineTests|DeepGraphTests|DeepPartitionTests|LabelArgumentTests|FuzzCorpus|CalibrationTests|MemoryPlannerTests
+hostile: deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	swift test --skip-build $(SWIFT_FLAGS) --filter '$(HOSTILE_SUITES)'
 
 # The seed's hello world: fetch MNIST, train LeNet-5, save, reload and score it; then run MXNet's
 # cifar_resnet20_v1 checkpoint (exported by real MXNet 1.9.1) and check the output against MXNet's.
