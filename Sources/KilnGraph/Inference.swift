@@ -33,10 +33,11 @@ public struct InferredTypes: Sendable {
 }
 
 extension Graph {
-    /// The shape given by a variable's `__shape__` annotation, when complete (MXNet writes 0 for unknown).
+    /// The shape given by a variable's `__shape__` annotation, when complete (MXNet writes 0 for unknown)
+    /// and its elements countable (see ``inferShapes(_:)``).
     func annotatedShape(_ n: Node) -> Shape? {
         guard let text = n.attributes["__shape__"], let dims = AttributeText.intTuple(text),
-              !dims.contains(where: { $0 <= 0 }) else { return nil }
+              !dims.contains(where: { $0 <= 0 }), Shape(dims).checkedElementCount != nil else { return nil }
         return Shape(dims)
     }
 
@@ -60,6 +61,11 @@ extension Graph {
         for name in given.keys where !variableNames.contains(name) {
             throw GraphError.invalidArgument("A shape was given for '\(name)', but the graph has no such argument; its arguments are \(argumentNames.joined(separator: ", "))")
         }
+        // Every shape a rule sees has countable elements (``Shape/checkedElementCount``), so that the
+        // rules' products of dimensions (flattening, reshaping) cannot overflow and trap.
+        for (name, shape) in given where shape.checkedElementCount == nil {
+            throw GraphError.invalidArgument("The shape \(shape) given for '\(name)' has a negative dimension or more elements than Int can count")
+        }
         var shapes = [[Shape?]](repeating: [], count: nodes.count)
         for (i, n) in nodes.enumerated() where n.isVariable {
             shapes[i] = [given[n.name] ?? annotatedShape(n)]
@@ -71,6 +77,9 @@ extension Graph {
             let outs = try def.inferShape(&ins, ctx)
             guard outs.count == ctx.outputCount else {
                 throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its shape rule gave \(outs.count) outputs instead of \(ctx.outputCount)")
+            }
+            for s in outs + ins.compactMap({ $0 }) where s.checkedElementCount == nil {
+                throw GraphError.invalidShape(node: n.name, op: def.name, reason: "the shape \(s) has a negative dimension or more elements than Int can count")
             }
             for (k, e) in n.inputs.enumerated() {
                 guard let s = ins[k] else { throw GraphError.unknownShape(node: n.name, input: ctx.inputName(k)) }

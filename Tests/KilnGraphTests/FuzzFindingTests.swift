@@ -2,7 +2,7 @@ import KilnCore
 import KilnGraph
 import Testing
 
-/// Graphs that FuzzGraph found aborting; each must now be refused with a thrown error.
+/// Graphs that FuzzGraph found trapping or aborting; each must now be refused with a thrown error.
 /// Their recipes are in Tests/Fixtures/fuzz/graph/ (replayed by GraphFuzzingTests).
 @Suite struct FuzzFindingTests {
     /// One `op` node on a variable `data`, as a file would hold it.
@@ -27,5 +27,34 @@ import Testing
         let symbol = try Symbol(json: Self.json(op: "Concat", attributes: #""num_args": "3""#, inputs: 3))
         #expect(try symbol.inferShape(["data": [2, 2]]).outputs == [[2, 6]])
         #expect(try Attributes(["num_args": String(Attributes.countLimit)]).count("num_args") == Attributes.countLimit)
+    }
+
+    /// FullyConnected flattened (0, 2^32, 2^32) to 2^64 columns and trapped on the overflow: the
+    /// shape has no elements, but its nonzero dimensions cannot be counted
+    /// (regression_fully_connected_flatten_overflow.bin).
+    @Test(arguments: [Shape([0, 1 << 32, 1 << 32]), [1 << 40, 1 << 40], [2, -3]])
+    func anUncountableShapeIsRefused(shape: Shape) throws {
+        let symbol = try Symbol(json: Self.json(op: "FullyConnected", attributes: #""num_hidden": "4""#))
+        #expect {
+            try symbol.inferShape(["data": shape])
+        } throws: { "\($0)".contains("more elements than Int can count") }
+    }
+
+    /// A rule's output is checked too: a FullyConnected weight of (2^40, 2^40) is refused where it
+    /// is derived, before a later rule could multiply it out.
+    @Test func anUncountableDerivedShapeIsRefused() throws {
+        let symbol = try Symbol(json: Self.json(op: "FullyConnected", attributes: #""num_hidden": "1099511627776""#))
+        #expect {
+            try symbol.inferShape(["data": [1, 1 << 40]])
+        } throws: { "\($0)".contains("more elements than Int can count") }
+    }
+
+    @Test func checkedElementCount() {
+        #expect(Shape([2, 3]).checkedElementCount == 6)
+        #expect(Shape([]).checkedElementCount == 1)
+        #expect(Shape([0, 5]).checkedElementCount == 0)
+        #expect(Shape([0, Int.max, 2]).checkedElementCount == nil)
+        #expect(Shape([Int.max]).checkedElementCount == Int.max)
+        #expect(Shape([-1]).checkedElementCount == nil)
     }
 }
