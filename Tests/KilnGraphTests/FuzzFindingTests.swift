@@ -49,6 +49,14 @@ import Testing
         } throws: { "\($0)".contains("more elements than Int can count") }
     }
 
+    /// Reshape multiplied the sizes of its `shape` attribute unchecked, and (2^62 - 1, 3, 4) trapped
+    /// (regression_reshape_overflowing_sizes.bin); so did a -1 beside such sizes, and a -4 split.
+    @Test(arguments: ["(4611686018427387903, 3, 4)", "(4294967296, 4294967296, -1)", "(-4, 4294967296, 4294967296, -2)"])
+    func reshapeSizesThatOverflowAreRefused(shape: String) throws {
+        let symbol = try Symbol(json: Self.json(op: "Reshape", attributes: #""shape": "\#(shape)""#))
+        #expect(throws: GraphError.self) { try symbol.inferShape(["data": [4, 2]]) }
+    }
+
     @Test func checkedElementCount() {
         #expect(Shape([2, 3]).checkedElementCount == 6)
         #expect(Shape([]).checkedElementCount == 1)
