@@ -101,7 +101,8 @@ engine-bench: release
 	.build/release/kiln run --symbol $(MODEL)/cifar_resnet20_v1-symbol.json \
 	  --params $(MODEL)/cifar_resnet20_v1-0000.params --input $(MODEL)/input.npy --repeat 3 --backend reference
 
-# `make fuzz` runs each loader's fuzz target for FUZZ_SECONDS with its committed seed corpus.
+# `make fuzz` runs each fuzz target (the loaders' and FuzzGraph's) for FUZZ_SECONDS with its committed
+# seeds; `make fuzz-ci` runs each for FUZZ_CI_SECONDS, as .ci/run does after `make test`.
 include tools/fuzz.mk
 
 # Regenerates the golden fixtures with real MXNet 1.9.1 in a venv.

@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "TestSupport"]),
         .testTarget(name: "KilnGraphTests", dependencies: ["KilnCore", "KilnGraph", "TestSupport"]),
         .testTarget(name: "KilnEngineTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnEngine", "TestSupport"]),
-        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "TestSupport"]),
+        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "GraphFuzzing", "TestSupport"]),
         .testTarget(name: "KilnConformanceTests", dependencies: ["Kiln", "TestSupport"]),
         // Fuzz targets, one per file loader: libFuzzer entry points when built by tools/fuzz.sh
         // (-DKILN_FUZZ), crash replayers (`FuzzNPY FILE...`) in a normal build.
@@ -54,6 +54,10 @@ let package = Package(
         .executableTarget(name: "FuzzNPY", dependencies: ["KilnCore", "FuzzSupport"]),
         .executableTarget(name: "FuzzParams", dependencies: ["KilnCore", "FuzzSupport"]),
         .executableTarget(name: "FuzzSymbol", dependencies: ["KilnCore", "KilnGraph", "FuzzSupport"]),
+        // The structure-aware graph fuzzer: SymbolRecipe turns bytes into a symbol and its shapes,
+        // GraphCheck reads, infers, binds and runs it; a library so that unit tests drive it too.
+        .target(name: "GraphFuzzing", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime"]),
+        .executableTarget(name: "FuzzGraph", dependencies: ["GraphFuzzing", "FuzzSupport"]),
         // The cpu engine's benchmark: engine vs framework images/s, compile and cache timings.
         .executableTarget(name: "EngineBench", dependencies: ["KilnCore", "KilnGraph", "KilnRuntime", "KilnEngineCore", "KilnEngine"]),
     ],

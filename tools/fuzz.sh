@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds one fuzz target with libFuzzer and AddressSanitizer and runs it for SECONDS on a scratch copy
-# of its seed corpus (so the committed seeds are never changed). Crashes, leaks and timeouts are saved
-# under fuzz-artifacts/TARGET/; replay one with a normal build: `.build/debug/TARGET FILE`.
+# of its seed corpus and its regression inputs (so the committed files are never changed). Crashes,
+# leaks, timeouts and out-of-memory inputs are saved under fuzz-artifacts/TARGET/ and make this script
+# fail; replay one with a normal build: `.build/debug/TARGET FILE`. At the end it prints libFuzzer's
+# final stats (stat::number_of_executed_units is the exec count).
 #
 #   tools/fuzz.sh FuzzNPY 180
-#   tools/fuzz.sh FuzzParams 60 -max_len=8192      # extra arguments go to libFuzzer
+#   tools/fuzz.sh FuzzParams 60 -max_len=8192      # extra arguments go to libFuzzer, after the defaults
 #
 # TARGET is a SwiftPM product (Sources/TARGET/main.swift); its seeds live in
-# Tests/Fuzz/corpus/NAME/, NAME being TARGET without "Fuzz", lower-cased (FuzzNPY -> npy), and an
-# optional libFuzzer dictionary in Tests/Fuzz/NAME.dict.
+# Tests/Fuzz/corpus/NAME/, NAME being TARGET without "Fuzz", lower-cased (FuzzNPY -> npy), inputs that
+# once broke it in Tests/Fixtures/fuzz/NAME/ (replayed by the unit tests), and an optional libFuzzer
+# dictionary in Tests/Fuzz/NAME.dict. Inputs may grow to 1 MB (-max_len), so the loaders see files
+# beyond the 4 KB libFuzzer would otherwise stop at, and FuzzGraph recipes of deep chains and long texts.
 # KILN_FUZZ_SCRATCH overrides the build folder (default .build-fuzz); KILN_FUZZ_KEEP=1 keeps the
 # grown corpus instead of deleting it.
 set -euo pipefail
@@ -44,11 +48,17 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 cp "$seeds"/* "$work/"
+if [ -d "$root/Tests/Fixtures/fuzz/$name" ]; then cp "$root/Tests/Fixtures/fuzz/$name"/* "$work/"; fi
 artifacts="$root/fuzz-artifacts/$target"
 mkdir -p "$artifacts"
+
+# FuzzGraph's largest recipes (60,000 nodes, read twice and inferred) take 6 s in a debug build and
+# over 10 s under AddressSanitizer: that is their size, not a hang, so its timeout is longer.
+timeout=10
+if [ "$target" = FuzzGraph ]; then timeout=30; fi
 
 dict=()
 if [ -f "$root/Tests/Fuzz/$name.dict" ]; then dict=(-dict="$root/Tests/Fuzz/$name.dict"); fi
 
 "$scratch/debug/$target" "$work" -max_total_time="$seconds" -artifact_prefix="$artifacts/" \
-    -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "$@"
+    -max_len=1048576 -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "$@"

@@ -11,6 +11,21 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     /// Number of elements (1 for a scalar shape `[]`).
     public var elementCount: Int { dims.reduce(1, *) }
 
+    /// The number of elements, or nil when a dimension is negative or the product of the nonzero
+    /// dimensions overflows Int. A non-nil count means that every product of some of the dimensions
+    /// fits in Int too, which a zero dimension alone would not promise: `(0, 2^32, 2^32)` has no
+    /// elements, but flattening its last two axes overflows.
+    public var checkedElementCount: Int? {
+        var nonzero = 1
+        for d in dims where d != 0 {
+            guard d > 0 else { return nil }
+            let (product, overflow) = nonzero.multipliedReportingOverflow(by: d)
+            guard !overflow else { return nil }
+            nonzero = product
+        }
+        return dims.contains(0) ? 0 : nonzero
+    }
+
     /// C-order strides in elements.
     public var strides: [Int] {
         var s = [Int](repeating: 1, count: dims.count)

@@ -54,6 +54,18 @@ public struct Attributes: Sendable, Hashable, ExpressibleByDictionaryLiteral, Se
         return i
     }
 
+    /// Most inputs or outputs a count attribute (`num_args`, `num_outputs`) may ask for. The op lists
+    /// that many names before its inputs are counted, so a file's `num_args="4294967296"` would
+    /// otherwise allocate billions of names and abort instead of being refused.
+    public static let countLimit = 1 << 20
+
+    /// A count of inputs or outputs (`num_args`, `num_outputs`): an integer in 1...``countLimit``.
+    public func count(_ key: String) throws -> Int {
+        let n = try int(key)
+        guard n >= 1 && n <= Self.countLimit else { throw invalid(key, String(n), "a count from 1 to \(Self.countLimit)") }
+        return n
+    }
+
     /// An integer attribute that may be `None`.
     public func optionalInt(_ key: String) throws -> Int? {
         guard has(key) else { return nil }

@@ -33,10 +33,11 @@ public struct InferredTypes: Sendable {
 }
 
 extension Graph {
-    /// The shape given by a variable's `__shape__` annotation, when complete (MXNet writes 0 for unknown).
+    /// The shape given by a variable's `__shape__` annotation, when complete (MXNet writes 0 for unknown)
+    /// and its elements countable (see ``inferShapes(_:)``).
     func annotatedShape(_ n: Node) -> Shape? {
         guard let text = n.attributes["__shape__"], let dims = AttributeText.intTuple(text),
-              !dims.contains(where: { $0 <= 0 }) else { return nil }
+              !dims.contains(where: { $0 <= 0 }), Shape(dims).checkedElementCount != nil else { return nil }
         return Shape(dims)
     }
 

@@ -57,8 +57,7 @@ extension OpRegistry {
             attributes: [AttributeSpec("num_args", .int), AttributeSpec("dim", .int, default: "1")],
             fusion: .injective,
             inputs: { a in
-                let n = try a.int("num_args")
-                guard n >= 1 else { throw a.invalid("num_args", String(n), "at least 1") }
+                let n = try a.count("num_args")
                 return (0..<n).map { "arg\($0)" }
             },
             inferShape: { shapes, ctx in
@@ -83,8 +82,7 @@ extension OpRegistry {
             ],
             fusion: .injective,
             outputs: { a in
-                let n = try a.int("num_outputs")
-                guard n >= 1 else { throw a.invalid("num_outputs", String(n), "at least 1") }
+                let n = try a.count("num_outputs")
                 return (0..<n).map { "output\($0)" }
             },
             inferShape: { shapes, ctx in

@@ -91,7 +91,8 @@ public enum ShapeCodes {
                 }
                 if first == -1, second > 0, whole % second == 0 { first = whole / second }
                 if second == -1, first > 0, whole % first == 0 { second = whole / first }
-                guard first >= 0, second >= 0, first * second == whole else {
+                // Checked: the sizes come from the attribute and may multiply past Int.max.
+                guard first >= 0, second >= 0, first.multipliedReportingOverflow(by: second) == (whole, false) else {
                     throw Failure("\(requested) splits input dim \(whole) into (\(spec[i - 1]), \(spec[i])), which do not multiply to \(whole)")
                 }
                 out += [first, second]
@@ -105,7 +106,7 @@ public enum ShapeCodes {
         }
 
         if let k = inferred {
-            let known = out.reduce(1, *)
+            let known = try countOf(out, requested)
             guard known > 0, input.elementCount % known == 0 else {
                 throw Failure("\(requested) cannot infer its -1: the input \(input) has \(input.elementCount) elements, which is not a multiple of the \(known) of the other dims")
             }
@@ -142,7 +143,7 @@ public enum ShapeCodes {
         if zeros.count == 1 {
             let k = zeros[0]
             out[k] = 1
-            let known = out.reduce(1, *)
+            let known = try countOf(out, requested)
             guard known > 0, input.elementCount % known == 0 else {
                 throw Failure("\(requested) cannot infer its 0: the input \(input) has \(input.elementCount) elements, which is not a multiple of \(known)")
             }
@@ -153,8 +154,17 @@ public enum ShapeCodes {
         return result
     }
 
+    /// The element count of `dims`, which hold the attribute's sizes: thrown rather than trapped on
+    /// when they multiply past Int.max (`shape (4294967296, 4294967296, -1)`).
+    static func countOf(_ dims: [Int], _ requested: String) throws(Failure) -> Int {
+        guard let count = Shape(dims).checkedElementCount else {
+            throw Failure("\(requested) asks for \(Shape(dims)), which has more elements than Int can count")
+        }
+        return count
+    }
+
     static func requireSameCount(_ input: Shape, _ result: Shape, _ requested: String) throws(Failure) {
-        guard result.elementCount == input.elementCount else {
+        guard try countOf(result.dims, requested) == input.elementCount else {
             throw Failure("\(requested) gives \(result) (\(result.elementCount) elements) for the input \(input) (\(input.elementCount) elements); a reshape keeps the element count")
         }
     }

@@ -3,14 +3,17 @@ import Testing
 import TestSupport
 @testable import KilnCore
 
-/// Replays the committed fuzz seeds (Tests/Fuzz/corpus/) through the loaders, with the fuzz targets'
-/// own check: a file either throws a KilnCoreError, or loads and survives writing and re-reading.
-/// Inputs that once crashed a fuzz target belong in these folders too.
+/// Replays the committed fuzz seeds (Tests/Fuzz/corpus/) and the inputs that once broke a fuzz target
+/// (Tests/Fixtures/fuzz/, where new ones go; older ones are `regression_*` seeds) through the loaders,
+/// with the fuzz targets' own check: a file either throws a KilnCoreError, or loads and survives
+/// writing and re-reading.
 enum FuzzCorpus {
     static func files(_ name: String) -> [String] {
-        let dir = Fixtures.packageRoot.appendingPathComponent("Tests/Fuzz/corpus/\(name)")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.sorted().map { dir.appendingPathComponent($0).path }
+        ["Tests/Fuzz/corpus/\(name)", "Tests/Fixtures/fuzz/\(name)"].flatMap { folder in
+            let dir = Fixtures.packageRoot.appendingPathComponent(folder)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            return names.sorted().map { dir.appendingPathComponent($0).path }
+        }
     }
 }
 
