@@ -60,5 +60,9 @@ if [ "$target" = FuzzGraph ]; then timeout=30; fi
 dict=()
 if [ -f "$root/Tests/Fuzz/$name.dict" ]; then dict=(-dict="$root/Tests/Fuzz/$name.dict"); fi
 
+# A small memory budget: arrays sized by a fuzzed input must be refused with an error well below
+# libFuzzer's -rss_limit_mb, never allocated (FuzzGraph binds large graphs under it).
+export KILN_MEMORY_LIMIT=${KILN_MEMORY_LIMIT:-256M}
+
 "$scratch/debug/$target" "$work" -max_total_time="$seconds" -artifact_prefix="$artifacts/" \
     -max_len=1048576 -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "$@"

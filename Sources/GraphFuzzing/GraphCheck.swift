@@ -55,7 +55,18 @@ public enum GraphCheck {
             return (.notInferred, "\(error)")
         }
         guard let elements = totalElements(shapes), elements <= elementLimit, recipe.nodeCount <= bindNodeLimit else {
-            return (.tooLarge, "\(totalElements(shapes).map(String.init) ?? "more than Int.max") elements in \(recipe.nodeCount) nodes")
+            let size = "\(totalElements(shapes).map(String.init) ?? "more than Int.max") elements in \(recipe.nodeCount) nodes"
+            // Too large to run, but with a small fixed memory budget (tools/fuzz.sh sets
+            // KILN_MEMORY_LIMIT) binding must still end in an executor or an error, never a trap:
+            // this is where a shape past the machine's memory used to abort in the allocator.
+            if recipe.nodeCount <= bindNodeLimit, let budget = try? MemoryBudget.process, let limit = budget.fixedLimit, limit <= 1 << 29 {
+                do {
+                    _ = try symbol.bind(shapes: recipe.shapes, backend: OpByOpBackend.reference)
+                } catch {
+                    return (.tooLarge, "\(size); bind refused: \(error)")
+                }
+            }
+            return (.tooLarge, size)
         }
         let executor: Executor
         do {
