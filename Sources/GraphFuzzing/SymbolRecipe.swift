@@ -243,10 +243,10 @@ private struct Builder {
         switch bytes.below(5) {
         case 0: return ("name", String(repeating: "n", count: length))
         case 1: return ("__lr_mult__", String(repeating: "9", count: length))
-        // A tuple of at most about 5,000 elements (16 KB): Graph re-parses a node's attributes at every
-        // use, so a 350,000-element kernel took 176 s to read and infer (a known issue, see
-        // Tests/Fixtures/fuzz/known/), and every such input would be a libFuzzer timeout.
-        case 2: return ("kernel", "(" + Array(repeating: "1", count: max(1, length / 192)).joined(separator: ", ") + ")")
+        // A tuple of up to about 350,000 elements (1 MB): one past AttributeText.tupleLimit must be
+        // refused before it is parsed (a 350,000-element kernel once took 176 s, parsed at every use;
+        // Tests/Fixtures/fuzz/symbol/regression_convolution_kernel_350k-symbol.json).
+        case 2: return ("kernel", "(" + Array(repeating: "1", count: max(1, length / 3)).joined(separator: ", ") + ")")
         case 3: return ("num_args", String(repeating: "9", count: length))
         default: return ("__doc__", String(repeating: "\\\"", count: length / 2))
         }

@@ -95,6 +95,7 @@ public struct Attributes: Sendable, Hashable, ExpressibleByDictionaryLiteral, Se
     /// A tuple of integers (`"(3, 3)"`, `"[3,3]"`, `"3"`, `"()"`).
     public func ints(_ key: String) throws -> [Int] {
         let v = try raw(key)
+        try checkTupleLength(key, v)
         guard let t = AttributeText.intTuple(v) else { throw invalid(key, v, "a tuple of integers such as (3, 3)") }
         return t
     }
@@ -103,6 +104,7 @@ public struct Attributes: Sendable, Hashable, ExpressibleByDictionaryLiteral, Se
     public func optionalInts(_ key: String) throws -> [Int?]? {
         guard has(key) else { return nil }
         let v = try raw(key)
+        try checkTupleLength(key, v)
         guard let t = AttributeText.optionalIntTuple(v) else { throw invalid(key, v, "a tuple of integers or None") }
         return t
     }
@@ -110,8 +112,20 @@ public struct Attributes: Sendable, Hashable, ExpressibleByDictionaryLiteral, Se
     /// A tuple of numbers (`"(0.1, 0.2)"`).
     public func floats(_ key: String) throws -> [Double] {
         let v = try raw(key)
+        try checkTupleLength(key, v)
         guard let t = AttributeText.doubleTuple(v) else { throw invalid(key, v, "a tuple of numbers") }
         return t
+    }
+
+    /// Refuses a tuple of more than ``AttributeText/tupleLimit`` elements before parsing it. No op
+    /// takes one (kernels, strides and shapes have a few), and a file's 350,000-element `kernel` was
+    /// parsed again at every use of the node's attributes: minutes for one graph.
+    func checkTupleLength(_ key: String, _ v: String) throws {
+        guard v.utf8.count > 2 * AttributeText.tupleLimit else { return }
+        let elements = v.utf8.reduce(1) { $1 == UInt8(ascii: ",") ? $0 + 1 : $0 }
+        guard elements <= AttributeText.tupleLimit else {
+            throw invalid(key, v, "a tuple of at most \(AttributeText.tupleLimit) elements (this one has \(elements))")
+        }
     }
 
     /// A string attribute.
@@ -174,6 +188,9 @@ public enum AttributeText {
         if p.count > 1 && p.last == "" { p.removeLast() }
         return p.contains("") ? nil : p
     }
+
+    /// The most elements a tuple attribute may have.
+    public static let tupleLimit = 1024
 
     public static func intTuple(_ s: String) -> [Int]? {
         guard let e = elements(s) else { return nil }

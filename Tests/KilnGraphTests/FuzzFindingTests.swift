@@ -1,5 +1,6 @@
 import KilnCore
 import KilnGraph
+import TestSupport
 import Testing
 
 /// Graphs that FuzzGraph found trapping or aborting; each must now be refused with a thrown error.
@@ -21,6 +22,23 @@ import Testing
         #expect {
             _ = try Symbol(json: Self.json(op: op, attributes: #""\#(key)": "4294967296""#)).inferShape(["data": [2, 2]])
         } throws: { "\($0)".contains("a count from 1 to \(Attributes.countLimit)") }
+    }
+
+    /// A Convolution with a 254,587-element `kernel` (Tests/Fixtures/fuzz/symbol/
+    /// regression_convolution_kernel_350k-symbol.json): too long to cache, it was parsed again at
+    /// every use of the node's attributes and FuzzGraph's check took 176 s. Tuples are refused past
+    /// AttributeText.tupleLimit before they are parsed.
+    @Test func anEndlessTupleIsRefusedBeforeItIsParsed() throws {
+        let path = Fixtures.url("fuzz/symbol/regression_convolution_kernel_350k-symbol.json").path
+        #expect { try Symbol.load(jsonFile: path) } throws: { error in
+            let m = "\(error)"
+            return m.contains("a tuple of at most 1024 elements (this one has 254587)") && m.contains("763761 characters") && m.count < 500
+        }
+        let limit = AttributeText.tupleLimit
+        let ok = "(" + Array(repeating: "1", count: limit).joined(separator: ", ") + ")"
+        #expect(try Attributes(["kernel": ok]).ints("kernel").count == limit)
+        #expect(throws: GraphError.self) { try Attributes(["kernel": ok + ", 1"]).ints("kernel") }
+        #expect(throws: GraphError.self) { try Attributes(["v": "(" + Array(repeating: "0.5", count: limit + 1).joined(separator: ",") + ")"]).floats("v") }
     }
 
     @Test func countsUpToTheLimitAreRead() throws {
