@@ -1,3 +1,5 @@
+import KilnCore
+
 /// The fuzzer's bytes read as a stream of small decisions. Past the end every read is 0, so that any
 /// input, the empty one included, is a complete recipe: the fuzzer's mutations change decisions
 /// instead of making most inputs unreadable.
@@ -34,20 +36,14 @@ public struct RecipeBytes {
     public mutating func pick<T>(_ choices: [T]) -> T { choices[below(choices.count)] }
 }
 
-/// A SplitMix64 generator: a seeded stand-in for the fuzzer's bytes in unit tests, so that a seed
+/// A seeded stand-in for the fuzzer's bytes in unit tests (KilnCore's SplitMix64), so that a seed
 /// names one recipe on every machine.
 public struct SeededBytes: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// `count` bytes of the stream.
     public mutating func bytes(_ count: Int) -> [UInt8] {
