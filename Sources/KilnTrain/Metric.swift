@@ -81,9 +81,11 @@ func withFloats<R>(_ array: NDArray, _ body: (UnsafeBufferPointer<Float>) throws
     return try a.withUnsafeBufferPointer(as: Float.self, body)
 }
 
-/// Class index from a label value, as MXNet's `astype('int32')` (truncation toward zero).
+/// Class index from a label value, as MXNet's `astype('int32')` (truncation toward zero). A label
+/// that is no index (NaN, infinite, or beyond Int32 such as 1e30, from a user's data) matches no
+/// class instead of trapping in the conversion.
 @inline(__always)
-func classIndex(_ v: Float) -> Int { v.isFinite ? Int(v) : Int.min }
+func classIndex(_ v: Float) -> Int { v.isFinite && abs(v) < 2_147_483_648 ? Int(v) : Int.min }
 
 /// The fraction of predictions equal to the label (MXNet's `Accuracy`).
 ///

@@ -36,6 +36,18 @@ import Testing
         #expect(throws: KilnTrainError.self) { try m.update(labels: [Self.labels], predictions: [Self.probabilities], pad: 5) }
     }
 
+    /// Labels from a user's data that are no class index (1e30, infinite, NaN) count as wrong; the
+    /// Float-to-Int conversion trapped on 1e30.
+    @Test(arguments: [Float(1e30), -1e30, .infinity, .nan])
+    func labelsThatAreNoIndexCountAsWrong(label: Float) throws {
+        let m = Accuracy()
+        try m.update(labels: [NDArray(shape: [2], values: [label, 1])], predictions: [NDArray(shape: [2], values: [0, 1])])
+        #expect(m.get().value == 0.5)
+        let top = try TopKAccuracy(topK: 2)
+        try top.update(labels: [NDArray(shape: [1], values: [label])], predictions: [NDArray(shape: [1, 3], values: [0.2, 0.5, 0.3])])
+        #expect(top.get().value == 0)
+    }
+
     @Test func accuracyTakesClassIndicesShapedAsTheLabel() throws {
         let m = Accuracy()
         try m.update(labels: [Self.labels], predictions: [NDArray(shape: [4], values: [0, 1, 2, 2])])
