@@ -131,7 +131,8 @@ extension Symbol {
     /// With `engine` nil, `KILN_USE_ENGINE` decides (unset: framework). With an engine, the symbol is
     /// partitioned first: arrays in `sharedBuffer` that are not inputs (weights, auxiliary states)
     /// are known at bind and baked into the engine nodes that read them; everything the engine does
-    /// not take runs in the framework.
+    /// not take runs in the framework. Labels of loss heads (`listLabelArguments()`) may be left out:
+    /// they start as zeros, which inference does not read.
     public func simpleBind(context: Context = .cpu, shapes: [String: Shape], types: [String: DType] = [:],
                            gradReq: GradReq = .null, gradReqs: [String: GradReq] = [:],
                            sharedBuffer: [String: NDArray] = [:], engine: EngineSelection? = nil) throws -> Executor {

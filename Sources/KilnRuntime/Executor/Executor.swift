@@ -238,7 +238,8 @@ extension Symbol {
     ///
     /// Shapes not given are inferred (weights from the data). Arrays in `sharedBuffer` (weights and
     /// auxiliary states by name, as a checkpoint gives them) are used as they are and must have the
-    /// inferred shapes; every other argument starts as zeros.
+    /// inferred shapes; every other argument starts as zeros. So labels of loss heads
+    /// (``KilnGraph/Symbol/listLabelArguments()``) may be left out at inference, which does not read them.
     ///
     /// - Parameters:
     ///   - gradReq: the gradient request of every argument, unless `gradReqs` names it.
