@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import KilnCore
 import KilnRuntime
 
 // Choosing a convolution's algorithm by timing it. oneDNN's fastest direct kernel depends on the
@@ -26,14 +27,21 @@ struct PrimitiveTimer {
     /// Seconds one execution of `p` takes (the minimum of `runs`), over zeroed buffers for each
     /// argument in `arguments` (the query and index giving each one's descriptor) and the scratchpad.
     func seconds(_ p: DNNLPrimitive, arguments: [(Int32, dnnl_query_t, Int32)]) throws -> Double {
-        var memories: [(Int32, DNNLMemory)] = []
+        var descriptors: [(Int32, dnnl_memory_desc_t)] = []
         for (arg, query, index) in arguments {
             guard let md = p.queryMemoryDesc(query, index: index), DNNL.size(md) > 0 else { continue }
-            memories.append((arg, try DNNLMemory(md, pointer: nil, node: "timing")))
+            descriptors.append((arg, md))
         }
         if let scratch = p.queryMemoryDesc(dnnl_query_scratchpad_md), DNNL.size(scratch) > 0 {
-            memories.append((DNNLArg.scratchpad, try DNNLMemory(scratch, pointer: nil, node: "timing")))
+            descriptors.append((DNNLArg.scratchpad, scratch))
         }
+        // The timing buffers are one convolution's source, destination and scratchpad, sized by the
+        // input's shape: checked against the memory budget before oneDNN allocates them (a refused
+        // candidate is skipped by the caller).
+        try MemoryBudget.process.check(bytes: totalBytes(descriptors.map { Optional(DNNL.size($0.1)) }),
+                                       for: "timing a convolution's algorithms (its input, output and scratchpad)")
+        var memories: [(Int32, DNNLMemory)] = []
+        for (arg, md) in descriptors { memories.append((arg, try DNNLMemory(md, pointer: nil, node: "timing"))) }
         return try fastest { try p.execute(memories, stream: stream) }
     }
 

@@ -540,7 +540,14 @@ final class Lowerer {
             guard let p = try? make(candidate) else { continue }
             let arguments: [(Int32, dnnl_query_t, Int32)] = [(DNNLArg.src, dnnl_query_src_md, 0), (DNNLArg.weights, dnnl_query_weights_md, 0),
                                                              (DNNLArg.bias, dnnl_query_weights_md, 1), (DNNLArg.dst, dnnl_query_dst_md, 0)]
-            var t = try timer.seconds(p, arguments: arguments)
+            var t: Double
+            do {
+                t = try timer.seconds(p, arguments: arguments)
+            } catch KilnCoreError.memoryBudgetExceeded {
+                // A candidate whose buffers (Winograd's scratchpad is large) exceed the memory budget
+                // is not tried; the plan's own arena check decides whether the rest fits.
+                continue
+            }
             if let produced, let wanted = p.queryMemoryDesc(dnnl_query_src_md) { t += try timer.reorderSeconds(from: produced, to: wanted) }
             // Winograd rounds differently from direct: it must win clearly.
             let effective = candidate == .winograd ? t / 0.95 : t
