@@ -163,6 +163,12 @@ extension Symbol {
             if case .cuda = selection {
                 throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "cuda", accepted: "cuda only with context: .gpu(N)")
             }
+            // A symbol partitioned earlier (`kiln partition --output`, `optimized(for:)`) holds engine
+            // nodes that only an engine runs: say so rather than "no kernel for op '_kiln_engine'".
+            if graph.nodes.contains(where: { $0.op == EngineSubgraph.opName }) {
+                throw KilnError.invalidSetting(name: "KILN_USE_ENGINE", value: "0",
+                                               accepted: "1 or cpu for this symbol, whose engine nodes (made by partitioning) only the engine runs")
+            }
             return try bind(context: context, shapes: shapes, types: types, gradReq: gradReq, gradReqs: gradReqs, sharedBuffer: sharedBuffer)
         }
         return try partitionThenBind(for: selection, context: context, shapes: shapes, types: types, gradReq: gradReq,

@@ -12,7 +12,9 @@ import Foundation
 /// process's cgroup (a container's memory limit) still allows.
 ///
 /// ```
-/// try MemoryBudget.process.check(bytes: shape.elementCount * 4, for: "the output of node 'conv0'")
+/// try MemoryBudget.process.check(bytes: shape.byteCount(of: .float32), for: "the output of node 'conv0'")
+/// // Not enough memory for the output of node 'conv0': 4.00 GiB are needed, more than the memory
+/// // budget of 1.00 GiB (KILN_MEMORY_LIMIT=1G).
 /// ```
 public struct MemoryBudget: Sendable, Equatable {
     /// A fixed limit in bytes, or nil for "the memory available at the time of the check".
@@ -70,7 +72,8 @@ public struct MemoryBudget: Sendable, Equatable {
     public var limit: Int { fixedLimit ?? MemoryBudget.availableBytes() }
 
     /// Throws unless `bytes` (nil: a count that overflowed) fit the budget. `what` names the thing, as
-    /// in "the output (1, 64, 4096, 4096) float32 of node 'conv0'"; it begins the error's sentence.
+    /// in "the output (1, 64, 4096, 4096) float32 of node 'conv0'"; the error reads "Not enough
+    /// memory for `what`: ...". Each check is of one request: the budget is not a running total.
     public func check(bytes: Int?, for what: @autoclosure () -> String) throws {
         let limit = self.limit
         guard let bytes, bytes <= limit else {

@@ -36,6 +36,9 @@ extension OpRegistry {
             inputs: { a in try EngineSubgraph(a).inputNames },
             auxiliaryCount: { a in (try? EngineSubgraph(a).auxiliaryCount) ?? 0 },
             outputs: { a in try EngineSubgraph(a).outputNames },
+            // An input that is a label inside the group (SoftmaxOutput's, taken whole) stays a label
+            // outside, so a partitioned model needs no label at inference either.
+            labelInputs: { a in (try? EngineSubgraph(a).labelInputs) ?? [] },
             inferShape: { shapes, ctx in
                 let sub = try EngineSubgraph(ctx.attributes)
                 try checkEngineInputCount(shapes.count, sub, ctx)
@@ -81,6 +84,8 @@ public struct EngineSubgraph: Sendable {
     public let inputNames: [String]
     /// How many trailing inputs are auxiliary states.
     public let auxiliaryCount: Int
+    /// Indices of the inputs that are only labels of loss heads inside the group.
+    public let labelInputs: [Int]
     /// The outputs' names (MXNet's `list_outputs` of the inner symbol: `relu0_output`).
     public let outputNames: [String]
     /// The `backend` attribute: the name of the engine that runs the group.
@@ -111,8 +116,9 @@ public struct EngineSubgraph: Sendable {
                                                   expected: "symbol JSON of the group (\(e.description))")
             }
             let g = symbol.graph
-            parsed = Parsed(graph: g, inputNames: g.argumentNames + g.auxiliaryNames,
-                            auxiliaryCount: g.auxiliaryNames.count, outputNames: g.outputNames)
+            let names = g.argumentNames + g.auxiliaryNames, labels = Set(g.labelArgumentNames)
+            parsed = Parsed(graph: g, inputNames: names, auxiliaryCount: g.auxiliaryNames.count, outputNames: g.outputNames,
+                            labelInputs: names.indices.filter { labels.contains(names[$0]) })
             Self.cache.withLock { c in
                 if c.count >= 256 { c.removeAll() }
                 c[text] = parsed
@@ -128,6 +134,7 @@ public struct EngineSubgraph: Sendable {
         graph = parsed.graph
         inputNames = parsed.inputNames
         auxiliaryCount = parsed.auxiliaryCount
+        labelInputs = parsed.labelInputs
         outputNames = parsed.outputNames
         backend = attributes["backend"] ?? ""
         options = attributes["options"] ?? ""
@@ -161,6 +168,7 @@ public struct EngineSubgraph: Sendable {
         let inputNames: [String]
         let auxiliaryCount: Int
         let outputNames: [String]
+        let labelInputs: [Int]
     }
 
     private static let cache = Mutex<[String: Parsed]>([:])

@@ -113,4 +113,21 @@ import Testing
         let (status, output) = try Self.run(arguments)
         #expect(status != 0 && output.contains(message) && !output.contains("Missing value"), "\(output)")
     }
+
+    /// A LeNet-5 partitioned to a file (`kiln partition --output`) keeps its label optional, through
+    /// the engine node's label inputs; with the engine off it says the symbol needs the engine.
+    @Test(.enabled(if: hasBinary, "no kiln binary beside the test bundle"))
+    func aPartitionedModelNeedsNoLabelEither() throws {
+        let file = NSTemporaryDirectory() + "kiln-partitioned-\(UUID().uuidString)-symbol.json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (made, log) = try Self.run(["partition", "--symbol", Self.lenet + "lenet-symbol.json", "--params", Self.lenet + "lenet-0000.params",
+                                        "--shape", "data=4,1,28,28", "--output", file])
+        #expect(made == 0, "\(log)")
+        let run = ["run", "--symbol", file, "--params", Self.lenet + "lenet-0000.params", "--input", Self.lenet + "input.npy",
+                   "--expect", Self.lenet + "output.npy"]
+        let (status, output) = try Self.run(run, environment: ["KILN_USE_ENGINE": "1", "KILN_ENGINE_CACHE_DIR": ""])
+        #expect(status == 0 && output.contains("OK: within 1e-4"), "\(output)")
+        let (off, message) = try Self.run(run, environment: ["KILN_USE_ENGINE": "0"])
+        #expect(off == 1 && message.contains("engine nodes (made by partitioning) only the engine runs"), "\(message)")
+    }
 }
