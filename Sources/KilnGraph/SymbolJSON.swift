@@ -32,42 +32,46 @@ extension Symbol {
         guard data.contains(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
             throw bad("the top level", "the file is empty")
         }
-        let object: Any
+        let object: JSONValue
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [])
+            object = try JSONValue.parse(data)
         } catch {
-            throw bad("the top level", "it is not valid JSON (\(Self.reason(error)))")
+            throw bad("the top level", "it is not valid JSON (\(Self.reason(error, in: data)))")
         }
-        guard let top = object as? [String: Any] else { throw bad("the top level", "expected an object with 'nodes' and 'heads'") }
-        guard let rawNodes = top["nodes"] as? [Any] else { throw bad("nodes", "expected a list of nodes") }
-        let legacy = (top["attrs"] as? [String: Any])?["mxnet_version"] == nil
+        guard let top = object.object else { throw bad("the top level", "expected an object with 'nodes' and 'heads'") }
+        guard let rawNodes = top["nodes"]?.array else { throw bad("nodes", "expected a list of nodes") }
+        let legacy = top["attrs"]?.object?["mxnet_version"] == nil
 
         var built: [SymbolNode] = []
         for (i, raw) in rawNodes.enumerated() {
             let field = "nodes[\(i)]"
-            guard let n = raw as? [String: Any] else { throw bad(field, "expected an object") }
-            guard let op = n["op"] as? String else { throw bad("\(field).op", "expected a string") }
-            guard let name = n["name"] as? String else { throw bad("\(field).name", "expected a string") }
+            guard let n = raw.object else { throw bad(field, "expected an object") }
+            guard let op = n["op"]?.string else { throw bad("\(field).op", "expected a string") }
+            guard let name = n["name"]?.string else { throw bad("\(field).name", "expected a string") }
             var attrs: [String: String] = [:]
             for key in ["param", "attrs"] {
                 if let v = n[key] {
-                    guard let d = v as? [String: Any] else { throw bad("\(field).\(key)", "expected an object of strings") }
-                    for (k, x) in d { attrs[k] = try Self.attributeText(x, field: "\(field).\(key).\(k)", bad) }
+                    guard let d = v.object else { throw bad("\(field).\(key)", "expected an object of strings") }
+                    for (k, x) in d {
+                        guard let text = x.attributeText else { throw bad("\(field).\(key).\(k)", "expected a string value") }
+                        attrs[k] = text
+                    }
                 }
             }
             if let v = n["attr"] {
-                guard let d = v as? [String: Any] else { throw bad("\(field).attr", "expected an object of strings") }
+                guard let d = v.object else { throw bad("\(field).attr", "expected an object of strings") }
                 for (k, x) in d {
                     let key = k.hasPrefix("__") || !legacy ? k : "__\(k)__"
-                    attrs[key] = try Self.attributeText(x, field: "\(field).attr.\(k)", bad)
+                    guard let text = x.attributeText else { throw bad("\(field).attr.\(k)", "expected a string value") }
+                    attrs[key] = text
                 }
             }
-            guard let rawInputs = (n["inputs"] ?? [Any]()) as? [Any] else { throw bad("\(field).inputs", "expected a list") }
+            guard let rawInputs = (n["inputs"] ?? .array([])).array else { throw bad("\(field).inputs", "expected a list") }
             var inputs: [SymbolEntry] = []
             for (k, e) in rawInputs.enumerated() {
                 let f = "\(field).inputs[\(k)]"
-                guard let entry = e as? [Any], entry.count >= 2, entry.count <= 3,
-                      let src = Self.integer(entry[0]), let idx = Self.integer(entry[1]) else {
+                guard let entry = e.array, entry.count >= 2, entry.count <= 3,
+                      let src = entry[0].integer, let idx = entry[1].integer else {
                     throw bad(f, "expected [node, output] or [node, output, version] with integers")
                 }
                 guard src >= 0 && src < i else { throw bad(f, "node '\(name)' reads node \(src), which does not come before it") }
@@ -104,10 +108,10 @@ extension Symbol {
                 built.append(SymbolNode(op: "null", name: name, attributes: Attributes(attrs)))
             }
         }
-        guard let rawHeads = top["heads"] as? [Any], !rawHeads.isEmpty else { throw bad("heads", "expected a non-empty list of [node, output, version]") }
+        guard let rawHeads = top["heads"]?.array, !rawHeads.isEmpty else { throw bad("heads", "expected a non-empty list of [node, output, version]") }
         var heads: [SymbolEntry] = []
         for (k, h) in rawHeads.enumerated() {
-            guard let entry = h as? [Any], entry.count >= 2, let src = Self.integer(entry[0]), let idx = Self.integer(entry[1]) else {
+            guard let entry = h.array, entry.count >= 2, let src = entry[0].integer, let idx = entry[1].integer else {
                 throw bad("heads[\(k)]", "expected [node, output, version] with integers")
             }
             guard src >= 0 && src < built.count else { throw bad("heads[\(k)]", "node \(src) does not exist (the file has \(built.count) nodes)") }
@@ -158,20 +162,6 @@ extension Symbol {
         }
     }
 
-    static func integer(_ v: Any) -> Int? {
-        if let i = v as? Int { return i }
-        if let d = v as? Double, d == d.rounded(), abs(d) < 1e15 { return Int(d) }
-        return nil
-    }
-
-    static func attributeText(_ v: Any, field: String, _ bad: (String, String) -> GraphError) throws -> String {
-        if let s = v as? String { return s }
-        if let i = v as? Int { return String(i) }
-        if let d = v as? Double { return String(d) }
-        if let b = v as? Bool { return b ? "True" : "False" }
-        throw bad(field, "expected a string value")
-    }
-
     static func quote(_ s: String) -> String {
         var o = "\""
         for c in s.unicodeScalars {
@@ -188,11 +178,21 @@ extension Symbol {
         return o + "\""
     }
 
-    static func reason(_ error: Error) -> String {
-        let ns = error as NSError
-        // JSONSerialization keeps its useful sentence ("Unexpected end of file ... around line 3")
-        // in the debug description; its localized description is "The data is not in the correct format".
-        let detail = ns.userInfo[NSDebugDescriptionErrorKey] as? String ?? ns.localizedDescription
+    /// Why `data` is not JSON. JSONDecoder says only "not valid JSON"; for a file of up to 1 MB,
+    /// JSONSerialization parses it again for its sentence with the position ("Unexpected end of file",
+    /// "Too many nested arrays or dictionaries around character 513"). A larger file is not parsed
+    /// twice: that would cost hundreds of MB on the error path.
+    static func reason(_ error: Error, in data: Data) -> String {
+        var detail = "\(error)"
+        if case let DecodingError.dataCorrupted(context) = error { detail = context.debugDescription }
+        if data.count <= 1 << 20 {
+            do {
+                _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            } catch {
+                let ns = error as NSError
+                detail = ns.userInfo[NSDebugDescriptionErrorKey] as? String ?? ns.localizedDescription
+            }
+        }
         return detail.hasSuffix(".") ? String(detail.dropLast()) : detail
     }
 }
