@@ -4,6 +4,9 @@ import KilnCore
 public enum GraphError: Error, CustomStringConvertible, Equatable {
     /// An op name that the registry does not know.
     case unknownOp(op: String, node: String, source: String?)
+    /// Several op names that the registry does not know, each with the first node using it and how
+    /// many nodes do, so that a model's whole list of missing ops is seen at once.
+    case unknownOps(ops: [UnknownOpUse], source: String?)
     /// An attribute that the op does not take.
     case unknownAttribute(node: String, op: String, attribute: String, accepted: [String])
     /// A required attribute is absent.
@@ -46,6 +49,9 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .unknownOp(op, node, source):
             return "Unknown op '\(GraphError.excerpt(op))' at node '\(GraphError.excerpt(node))'\(source.map { " in '\($0)'" } ?? ""); Kiln's registry does not have it."
+        case let .unknownOps(ops, source):
+            let list = ops.map { "'\(GraphError.excerpt($0.op))' (node '\(GraphError.excerpt($0.firstNode))'\($0.count > 1 ? " and \($0.count - 1) more" : ""))" }
+            return "\(source.map { "'\($0)' uses" } ?? "The symbol uses") \(ops.count) ops that Kiln's registry does not have: \(list.joined(separator: ", "))."
         case let .unknownAttribute(node, op, attribute, accepted):
             return "Node '\(GraphError.excerpt(node))' (\(op)) has an unknown attribute '\(GraphError.excerpt(attribute))'; accepted attributes are \(accepted.sorted().joined(separator: ", "))."
         case let .missingAttribute(node, op, attribute):
@@ -75,5 +81,18 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
         case let .inFile(source, error):
             return "In '\(source)': \(error.description)"
         }
+    }
+}
+
+/// One op name the registry does not know, as a symbol file uses it.
+public struct UnknownOpUse: Equatable, Sendable {
+    public let op: String
+    /// The first node, in file order, with this op.
+    public let firstNode: String
+    /// How many nodes use it.
+    public let count: Int
+
+    public init(op: String, firstNode: String, count: Int) {
+        (self.op, self.firstNode, self.count) = (op, firstNode, count)
     }
 }

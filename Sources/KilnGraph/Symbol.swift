@@ -85,6 +85,8 @@ public struct Symbol: Sendable {
             switch e {
             case .inFile, .malformedJSON: throw e
             case let .unknownOp(op, node, nil): throw GraphError.unknownOp(op: op, node: node, source: source)
+            case let .unknownOps(ops, nil): throw GraphError.unknownOps(ops: ops, source: source)
+            case .unknownOp, .unknownOps: throw e
             default: throw GraphError.inFile(source, e)
             }
         }

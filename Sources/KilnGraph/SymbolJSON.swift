@@ -42,6 +42,20 @@ extension Symbol {
         guard let rawNodes = top["nodes"]?.array else { throw bad("nodes", "expected a list of nodes") }
         let legacy = top["attrs"]?.object?["mxnet_version"] == nil
 
+        // Every op the registry lacks, named at once: a model missing five ops should not take five
+        // rounds of "unknown op" to list them.
+        var unknown: [UnknownOpUse] = []
+        for raw in rawNodes {
+            guard let n = raw.object, let op = n["op"]?.string, op != "null", OpRegistry.shared.lookup(op) == nil else { continue }
+            let name = n["name"]?.string ?? "?"
+            if let k = unknown.firstIndex(where: { $0.op == op }) {
+                unknown[k] = UnknownOpUse(op: op, firstNode: unknown[k].firstNode, count: unknown[k].count + 1)
+            } else {
+                unknown.append(UnknownOpUse(op: op, firstNode: name, count: 1))
+            }
+        }
+        if unknown.count > 1 { throw GraphError.unknownOps(ops: unknown, source: source) }
+
         var built: [SymbolNode] = []
         for (i, raw) in rawNodes.enumerated() {
             let field = "nodes[\(i)]"

@@ -84,6 +84,21 @@ private func signature(_ s: Symbol) -> [String] {
         }
     }
 
+    /// A model missing several ops (SSD, YOLOv3) hears of all of them at once, each with its first
+    /// node and how many more use it.
+    @Test func everyUnknownOpIsNamedAtOnce() {
+        func node(_ op: String, _ name: String, _ input: Int) -> String {
+            #"{"op": "\#(op)", "name": "\#(name)", "inputs": [[\#(input), 0, 0]]}"#
+        }
+        let nodes = [#"{"op": "null", "name": "x", "inputs": []}"#, node("_contrib_box_nms", "nms0", 0), node("relu", "r", 1),
+                     node("_arange", "a0", 2), node("_contrib_box_nms", "nms1", 3), node("_contrib_box_nms", "nms2", 4)]
+        let json = #"{"nodes": [\#(nodes.joined(separator: ", "))], "heads": [[5, 0, 0]], "attrs": {"mxnet_version": ["int", 10901]}}"#
+        let expected = GraphError.unknownOps(ops: [UnknownOpUse(op: "_contrib_box_nms", firstNode: "nms0", count: 3),
+                                                   UnknownOpUse(op: "_arange", firstNode: "a0", count: 1)], source: "ssd.json")
+        #expect(throws: expected) { try Symbol(json: json, source: "ssd.json") }
+        #expect("\(expected)" == "'ssd.json' uses 2 ops that Kiln's registry does not have: '_contrib_box_nms' (node 'nms0' and 2 more), '_arange' (node 'a0').")
+    }
+
     @Test func unknownOpAndAttributeNameFileAndNode() {
         let unknownOp = "{\"nodes\": [{\"op\": \"null\", \"name\": \"x\", \"inputs\": []}, {\"op\": \"FancyOp\", \"name\": \"f0\", \"inputs\": [[0, 0, 0]]}], \"heads\": [[1, 0, 0]], \"attrs\": {\"mxnet_version\": [\"int\", 10901]}}"
         #expect(throws: GraphError.unknownOp(op: "FancyOp", node: "f0", source: "m.json")) { try Symbol(json: unknownOp, source: "m.json") }
