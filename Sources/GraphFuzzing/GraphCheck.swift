@@ -111,18 +111,6 @@ public enum GraphCheck {
 
     /// Elements of every node output, argument and auxiliary state, nil when the sum overflows Int.
     static func totalElements(_ shapes: InferredShapes) -> Int? {
-        var total = 0
-        for shape in shapes.nodeOutputs.joined() {
-            var count = 1
-            for d in shape.dims {
-                let (product, overflow) = count.multipliedReportingOverflow(by: d)
-                guard !overflow else { return nil }
-                count = product
-            }
-            let (sum, overflow) = total.addingReportingOverflow(count)
-            guard !overflow else { return nil }
-            total = sum
-        }
-        return total
+        totalBytes(shapes.nodeOutputs.joined().map { $0.checkedElementCount })
     }
 }

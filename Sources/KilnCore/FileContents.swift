@@ -26,7 +26,7 @@ public func readFileContents(atPath path: String, budget: MemoryBudget? = nil) t
     var data = Data()
     if kind == S_IFREG {
         let size = Int(info.st_size)
-        try budget.check(bytes: size, for: "the file '\(path)' (\(size) bytes)")
+        try budget.check(bytes: size, within: limit, for: "the file '\(path)' (\(size) bytes)")
         data.reserveCapacity(size)
     }
     // Read in pieces: a regular file's size may change while reading, and other files have none.
@@ -39,7 +39,7 @@ public func readFileContents(atPath path: String, budget: MemoryBudget? = nil) t
         }
         if got == 0 { break }
         guard data.count + got <= limit else {
-            try budget.check(bytes: data.count + got, for: "the file '\(path)', which is not a regular file and has not ended")
+            try budget.check(bytes: data.count + got, within: limit, for: "the file '\(path)', which is not a regular file and has not ended")
             break
         }
         data.append(contentsOf: chunk[0..<got])

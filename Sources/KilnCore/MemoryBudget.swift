@@ -75,7 +75,11 @@ public struct MemoryBudget: Sendable, Equatable {
     /// in "the output (1, 64, 4096, 4096) float32 of node 'conv0'"; the error reads "Not enough
     /// memory for `what`: ...". Each check is of one request: the budget is not a running total.
     public func check(bytes: Int?, for what: @autoclosure () -> String) throws {
-        let limit = self.limit
+        try check(bytes: bytes, within: limit, for: what())
+    }
+
+    /// The check against a `limit` the caller read once (reading the available memory is I/O).
+    func check(bytes: Int?, within limit: Int, for what: @autoclosure () -> String) throws {
         guard let bytes, bytes <= limit else {
             throw KilnCoreError.memoryBudgetExceeded(what: what(), bytes: bytes, limit: limit, origin: origin)
         }
@@ -90,8 +94,8 @@ public struct MemoryBudget: Sendable, Equatable {
     /// of the framework's plan"), how many arrays it holds, and the largest by name, shape and dtype.
     public func check(arrays: [(name: String, shape: Shape, dtype: DType)], for what: String) throws {
         let sizes = arrays.map { $0.shape.byteCount(of: $0.dtype) }
-        let total = totalBytes(sizes)
-        guard total.map({ $0 > limit }) ?? true else { return }
+        let total = totalBytes(sizes), limit = self.limit
+        guard !arrays.isEmpty, total.map({ $0 > limit }) ?? true else { return }
         // The largest (an overflowing one first): what a user would change.
         var largest = 0
         for i in sizes.indices where (sizes[i] ?? .max) > (sizes[largest] ?? .max) { largest = i }
@@ -100,7 +104,7 @@ public struct MemoryBudget: Sendable, Equatable {
         let detail = arrays.count == 1
             ? "\(what) (\(big.name): shape \(big.shape), \(big.dtype))"
             : "\(what) (\(arrays.count) arrays; the largest, \(big.name), has shape \(big.shape) of \(big.dtype) and \(size))"
-        try check(bytes: total, for: detail)
+        try check(bytes: total, within: limit, for: detail)
     }
 
     /// `512`, `64K`, `512M`, `2G`, `1.5GiB`, `3gb`: K, M, G and T are powers of 1024.

@@ -15,16 +15,7 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     /// dimensions overflows Int. A non-nil count means that every product of some of the dimensions
     /// fits in Int too, which a zero dimension alone would not promise: `(0, 2^32, 2^32)` has no
     /// elements, but flattening its last two axes overflows.
-    public var checkedElementCount: Int? {
-        var nonzero = 1
-        for d in dims where d != 0 {
-            guard d > 0 else { return nil }
-            let (product, overflow) = nonzero.multipliedReportingOverflow(by: d)
-            guard !overflow else { return nil }
-            nonzero = product
-        }
-        return dims.contains(0) ? 0 : nonzero
-    }
+    public var checkedElementCount: Int? { Shape.checkedByteCount(dims: dims, dtype: .uint8) }
 
     /// C-order strides in elements.
     public var strides: [Int] {

@@ -64,9 +64,17 @@ extension Graph {
         // Every shape is checked to be addressable: its element count, at 8 bytes an element, fits in
         // Int (zero-length axes counted as 1, so strides fit too). Later code then multiplies
         // dimensions freely; a shape given or inferred past that is an error here, not a trap there.
-        func addressable(_ s: Shape) -> Bool { s.byteCount(of: .float64) != nil }
-        for (name, s) in given.sorted(by: { $0.key < $1.key }) where !addressable(s) {
-            throw GraphError.invalidArgument("The shape \(s) given for '\(name)' \(s.dims.contains { $0 < 0 } ? "has a negative dimension" : "holds more elements than a 64-bit count can address")")
+        enum Fault {
+            case negative, tooLarge
+            var given: String { self == .negative ? "has a negative dimension" : "holds more elements than a 64-bit count can address" }
+            var derived: String { self == .negative ? "with a negative dimension" : "more elements than a 64-bit count can address" }
+        }
+        func unaddressable(_ s: Shape) -> Fault? {
+            guard s.byteCount(of: .float64) == nil else { return nil }
+            return s.dims.contains { $0 < 0 } ? .negative : .tooLarge
+        }
+        for (name, s) in given.sorted(by: { $0.key < $1.key }) {
+            if let fault = unaddressable(s) { throw GraphError.invalidArgument("The shape \(s) given for '\(name)' \(fault.given)") }
         }
         var shapes = [[Shape?]](repeating: [], count: nodes.count)
         for (i, n) in nodes.enumerated() where n.isVariable {
@@ -87,13 +95,15 @@ extension Graph {
             guard outs.count == ctx.outputCount else {
                 throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its shape rule gave \(outs.count) outputs instead of \(ctx.outputCount)")
             }
-            for (k, s) in outs.enumerated() where !addressable(s) {
-                throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its output \(k) would have shape \(s), \(s.dims.contains { $0 < 0 } ? "with a negative dimension" : "more elements than a 64-bit count can address")")
+            for (k, s) in outs.enumerated() {
+                if let why = unaddressable(s) {
+                    throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its output \(k) would have shape \(s), \(why.derived)")
+                }
             }
             for (k, e) in n.inputs.enumerated() {
                 guard let s = ins[k] else { throw GraphError.unknownShape(node: n.name, input: ctx.inputName(k)) }
-                guard addressable(s) else {
-                    throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its input '\(ctx.inputName(k))' would have shape \(s), \(s.dims.contains { $0 < 0 } ? "with a negative dimension" : "more elements than a 64-bit count can address")")
+                if let why = unaddressable(s) {
+                    throw GraphError.invalidShape(node: n.name, op: def.name, reason: "its input '\(ctx.inputName(k))' would have shape \(s), \(why.derived)")
                 }
                 if let old = shapes[e.node][e.index] {
                     guard old == s else {

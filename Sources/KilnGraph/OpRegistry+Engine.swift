@@ -96,9 +96,9 @@ public struct EngineSubgraph: Sendable {
     /// The subgraph of an engine node's attributes, checked against `num_inputs` and `num_outputs`.
     public init(_ attributes: Attributes) throws {
         func invalid(_ key: String, _ expected: String) -> GraphError {
-            let v = attributes[key] ?? ""
+            // The error's description quotes a long value by its start and length (GraphError.excerpt).
             return .invalidAttribute(node: attributes.node, op: Self.opName, attribute: key,
-                                     value: v.count > 80 ? String(v.prefix(80)) + "..." : v, expected: expected)
+                                     value: attributes[key] ?? "", expected: expected)
         }
         guard let text = attributes["subgraph"] else {
             throw GraphError.missingAttribute(node: attributes.node, op: Self.opName, attribute: "subgraph")
@@ -112,7 +112,7 @@ public struct EngineSubgraph: Sendable {
                 symbol = try Symbol(json: text, source: "the subgraph of engine node '\(attributes.node)'")
             } catch let e as GraphError {
                 throw GraphError.invalidAttribute(node: attributes.node, op: Self.opName, attribute: "subgraph",
-                                                  value: text.count > 80 ? String(text.prefix(80)) + "..." : text,
+                                                  value: text,
                                                   expected: "symbol JSON of the group (\(e.description))")
             }
             let g = symbol.graph

@@ -47,11 +47,7 @@ public struct SupportQuery: Sendable {
 
     /// The indices of the node's outputs that are read (see ``outputsRead``).
     public var readOutputIndices: Set<Int> {
-        if let outputsRead { return outputsRead }
-        var read = Set<Int>()
-        for n in graph.nodes { for e in n.inputs where e.node == node { read.insert(e.index) } }
-        for h in graph.heads where h.node == node { read.insert(h.index) }
-        return read
+        outputsRead ?? graph.readOutputs[node]
     }
 
     /// The node asked about.
