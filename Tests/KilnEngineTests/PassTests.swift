@@ -312,3 +312,86 @@ extension EngineIR {
         try shared.expectEngineMatchesFramework("flatten read twice")
     }
 }
+
+@Suite struct HardSwishFusionTests {
+    /// MobileNet v3's activation as GluonCV exports it: x * (clip(x + 3, 0, 6) / 6).
+    static func hardSwish(_ x: Symbol, scale: Double = 6) -> Symbol {
+        x * (Symbol.clip(x + 3, min: 0, max: 6) / scale)
+    }
+
+    /// conv -> BN -> hard-swish becomes one convolution with a hard-swish post-op, and the plan
+    /// computes what the framework computes op by op.
+    @Test func hardSwishAfterConvolutionBecomesAPostOp() throws {
+        let x = Symbol.variable("data")
+        let bn = Symbol.batchNorm(.convolution(x, kernel: [3, 3], numFilter: 4, pad: [1, 1], name: "conv0"), fixGamma: false, name: "bn0")
+        let c = try Case(Self.hardSwish(bn), data: [2, 3, 8, 8])
+        #expect(c.ir.kinds == ["convolution", "batch_norm", "eltwise(linear)", "eltwise(clip)", "eltwise(linear)", "binary(multiply)"])
+        let plan = try c.bound.engine()
+        #expect(plan.ir.kinds == ["convolution"])
+        #expect(plan.ir.ops.first?.postOps == [.eltwise(EltwiseSpec(algorithm: .hardSwish))])
+        try c.expectEngineMatchesFramework("conv + hard-swish")
+    }
+
+    /// A chain that is not hard-sigmoid (divided by 5) stays a product, and still runs in the engine.
+    @Test func anotherChainIsNotHardSwish() throws {
+        let x = Symbol.variable("data")
+        let conv = Symbol.convolution(x, kernel: [1, 1], numFilter: 4, name: "conv0")
+        let c = try Case(Self.hardSwish(conv, scale: 5), data: [1, 3, 5, 5])
+        let (after, n) = try c.after(HardSwishFusion())
+        #expect(n == 0)
+        #expect(after.kinds == c.ir.kinds)
+        try c.expectEngineMatchesFramework("x * clip(x + 3, 0, 6) / 5")
+    }
+
+    /// The composition rule, on hand-worked chains.
+    @Test(arguments: [
+        ([EltwiseSpec(algorithm: .linear, alpha: 1, beta: 3), EltwiseSpec(algorithm: .clip, alpha: 0, beta: 6),
+          EltwiseSpec(algorithm: .linear, alpha: 1 / 6, beta: 0)], true),
+        // clip(x / 6 + 0.5, 0, 1): the same function
+        ([EltwiseSpec(algorithm: .linear, alpha: 1 / 6, beta: 0.5), EltwiseSpec(algorithm: .clip, alpha: 0, beta: 1)], true),
+        // (x + 3), then x / 6 split into * 2 and * (1 / 12)
+        ([EltwiseSpec(algorithm: .linear, alpha: 1, beta: 3), EltwiseSpec(algorithm: .clip, alpha: 0, beta: 6),
+          EltwiseSpec(algorithm: .linear, alpha: 2, beta: 0), EltwiseSpec(algorithm: .linear, alpha: 1 / 12, beta: 0)], true),
+        // ReLU6 alone, hard-sigmoid of the wrong width, two clips, another function
+        ([EltwiseSpec(algorithm: .clip, alpha: 0, beta: 6)], false),
+        ([EltwiseSpec(algorithm: .linear, alpha: 1, beta: 2), EltwiseSpec(algorithm: .clip, alpha: 0, beta: 4),
+          EltwiseSpec(algorithm: .linear, alpha: 0.25, beta: 0)], false),
+        ([EltwiseSpec(algorithm: .linear, alpha: 1, beta: 3), EltwiseSpec(algorithm: .clip, alpha: 0, beta: 6),
+          EltwiseSpec(algorithm: .clip, alpha: 0, beta: 6), EltwiseSpec(algorithm: .linear, alpha: 1 / 6, beta: 0)], false),
+        ([EltwiseSpec(algorithm: .linear, alpha: 1, beta: 3), EltwiseSpec(algorithm: .logistic),
+          EltwiseSpec(algorithm: .linear, alpha: 1 / 6, beta: 0)], false),
+    ])
+    func hardSigmoidIsRecognised(steps: [EltwiseSpec], expected: Bool) {
+        #expect(HardSwishFusion.isHardSigmoid(steps) == expected)
+    }
+}
+
+@Suite struct SqueezeExcitationTests {
+    /// An SE block as GluonCV writes it: global pooling, two dense layers (relu, sigmoid), the gate
+    /// expanded to (N, C, 1, 1) and broadcast-multiplied onto the features, then a residual add.
+    /// The engine takes it whole: one plan, no framework node.
+    @Test func squeezeExcitationRunsInTheEngine() throws {
+        let x = Symbol.variable("data")
+        let conv = Symbol.activation(.convolution(x, kernel: [3, 3], numFilter: 8, pad: [1, 1], name: "conv0"), kind: .relu, name: "relu0")
+        let pooled = Symbol.pooling(conv, poolType: .avg, globalPool: true, name: "pool0")
+        let squeeze = Symbol.activation(.fullyConnected(pooled, numHidden: 2, name: "fc0"), kind: .relu, name: "relu1")
+        let gate = Symbol.activation(.fullyConnected(squeeze, numHidden: 8, name: "fc1"), kind: .sigmoid, name: "sig0")
+        let expanded = Symbol.expandDims(.expandDims(gate, axis: 2, name: "e0"), axis: 3, name: "e1")
+        let y = Symbol.broadcastMultiply(conv, expanded, name: "scale0") + conv
+        let c = try Case(y, data: [2, 3, 6, 6])
+        #expect(c.ir.kinds.contains("binary(multiply)"))
+        try c.expectEngineMatchesFramework("SE block")
+    }
+
+    /// The gate first (`broadcast_mul(gate, x)`): the operands are swapped so the one that broadcasts
+    /// comes second.
+    @Test func theBroadcastOperandMayComeFirst() throws {
+        let x = Symbol.variable("data")
+        let conv = Symbol.convolution(x, kernel: [1, 1], numFilter: 4, name: "conv0")
+        let gate = Symbol.activation(.pooling(conv, poolType: .avg, globalPool: true, name: "pool0"), kind: .sigmoid, name: "sig0")
+        let c = try Case(Symbol.broadcastMultiply(gate, conv, name: "scale0"), data: [1, 3, 5, 5])
+        let product = try #require(c.ir.ops.last)
+        #expect(c.ir.values[product.inputs[1]].shape == [1, 4, 1, 1])
+        try c.expectEngineMatchesFramework("gate * x")
+    }
+}

@@ -184,9 +184,16 @@ extension EltwiseSpec {
         case .softSign: return "v / (1.f + fabsf(v))"
         case .elu: return "(v > 0.f ? v : \(a) * (expf(v) - 1.f))"
         case .geluErf: return "(0.5f * v * (1.f + erff(v * 0.70710678118654752f)))"
+        case .linear: return "(\(a) * v + \(ScalarKernel.literal(Double(beta))))"
+        case .clip: return "fminf(fmaxf(v, \(a)), \(ScalarKernel.literal(Double(beta))))"
+        case .exp: return "expf(v)"
+        case .hardSwish: return "(v * fminf(fmaxf(v + 3.f, 0.f), 6.f) / 6.f)"
         }
     }
 
     /// A C identifier naming the function and its parameter, for kernel names.
-    var kernelName: String { alpha == 0 ? algorithm.rawValue : "\(algorithm.rawValue)_\(alpha.bitPattern)" }
+    var kernelName: String {
+        alpha == 0 && beta == 0 ? algorithm.rawValue
+            : beta == 0 ? "\(algorithm.rawValue)_\(alpha.bitPattern)" : "\(algorithm.rawValue)_\(alpha.bitPattern)_\(beta.bitPattern)"
+    }
 }

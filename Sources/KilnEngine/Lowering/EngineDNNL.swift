@@ -179,6 +179,10 @@ extension EltwiseSpec.Algorithm {
         case .elu: return dnnl_eltwise_elu
         case .geluErf: return dnnl_eltwise_gelu_erf
         case .softSign: return nil
+        case .linear: return dnnl_eltwise_linear
+        case .clip: return dnnl_eltwise_clip
+        case .exp: return dnnl_eltwise_exp
+        case .hardSwish: return dnnl_eltwise_hardswish
         }
     }
 

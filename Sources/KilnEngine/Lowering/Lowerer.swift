@@ -409,6 +409,19 @@ final class Lowerer {
             }
             let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
             try addStep(p, [(DNNLArg.src, a), (DNNLArg.src1, b), (DNNLArg.dst, dst)], label: node, role: .compute, kind: "add")
+        case let .binary(spec):
+            // The first operand in the layout it was computed in; the second the same when it has the
+            // same shape, else plain with its axes of size 1, which oneDNN broadcasts.
+            var md = floatView(buffers[try buffer(for: op.inputs[0])].desc)
+            let bShape = ir.values[op.inputs[1]].shape.dims
+            var bmd = bShape == inShape ? md : try EngineDNNL.plain(bShape, node: node)
+            let a = try ensure(op.inputs[0], md), b = try ensure(op.inputs[1], bmd)
+            let algorithm = spec.operation == .multiply ? dnnl_binary_mul : dnnl_binary_add
+            let p = try EngineDNNL.primitive(dnnl_binary_desc_t(), node: node, what: "binary \(spec.operation.rawValue)") { d in
+                dnnl_binary_desc_init(d, algorithm, &md, &bmd, &md)
+            }
+            let dst = try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node))
+            try addStep(p, [(DNNLArg.src, a), (DNNLArg.src1, b), (DNNLArg.dst, dst)], label: node, role: .compute, kind: op.lowering.summary)
         case let .pooling(spec):
             try pooling(op, spec, node: node, input: inShape, output: outShape)
         case .reshape:

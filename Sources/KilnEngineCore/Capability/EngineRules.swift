@@ -73,6 +73,47 @@ public enum EngineRules {
     }
 
     public static let add = EngineLowering { _ in .lower(.add) }
+
+    /// `clip(a_min, a_max)`: ReLU6 is `clip(0, 6)`.
+    public static let clip = EngineLowering { f in
+        let p = try ClipParameters(f.attributes)
+        guard p.min <= p.max else { return f.refuse("a_min", "larger than a_max") }
+        return .lower(.eltwise(EltwiseSpec(algorithm: .clip, alpha: Float(p.min), beta: Float(p.max))))
+    }
+
+    /// A scalar op as `alpha·x + beta`, from its `scalar` attribute: `_plus_scalar` is
+    /// `scalarLinear { s in (1, s) }`, `_div_scalar` `scalarLinear { s in (1 / s, 0) }`.
+    /// Refused where the factor or offset is not a finite float32 (`_div_scalar(0)`).
+    public static func scalarLinear(_ coefficients: @escaping @Sendable (Double) -> (alpha: Double, beta: Double)) -> EngineLowering {
+        EngineLowering { f in
+            let (alpha, beta) = coefficients(try f.attributes.float("scalar"))
+            guard Float(alpha).isFinite, Float(beta).isFinite else { return f.refuse("scalar", "it makes no finite float32 line") }
+            return .lower(.eltwise(EltwiseSpec(algorithm: .linear, alpha: Float(alpha), beta: Float(beta))))
+        }
+    }
+
+    /// `exp`.
+    public static let exp = EngineLowering { _ in .lower(.eltwise(EltwiseSpec(algorithm: .exp))) }
+
+    /// A product or sum of two tensors: `elemwise_mul` (one shape), `broadcast_mul` and
+    /// `broadcast_add` where one operand's shape repeats along axes of size 1 to the other's, of
+    /// the same rank. The operand that broadcasts is taken second (both operations commute); a
+    /// pair where each operand repeats along some axis is refused (its output is neither shape).
+    public static func binary(_ operation: BinarySpec.Operation) -> EngineLowering {
+        EngineLowering { f in
+            guard let shapes = f.inputShapes, shapes.count == 2 else { return .lower(.binary(BinarySpec(operation: operation))) }
+            let a = shapes[0], b = shapes[1]
+            guard a.rank == b.rank else {
+                return .refuse("operands of shapes \(a) and \(b) have different ranks (only a broadcast within one rank is lowered)")
+            }
+            let bFits = zip(a.dims, b.dims).allSatisfy { $0 == $1 || $1 == 1 }
+            let aFits = zip(a.dims, b.dims).allSatisfy { $0 == $1 || $0 == 1 }
+            guard bFits || aFits else {
+                return .refuse("operands of shapes \(a) and \(b) both repeat along some axis (only one operand may broadcast)")
+            }
+            return .lower(.binary(BinarySpec(operation: operation)))
+        }
+    }
     public static let reshape = EngineLowering { _ in .lower(.reshape) }
     public static let identity = EngineLowering { _ in .lower(.identity) }
 

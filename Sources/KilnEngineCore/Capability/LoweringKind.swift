@@ -26,6 +26,9 @@ public enum LoweringKind: Codable, Equatable, Sendable {
     case eltwise(EltwiseSpec)
     /// Sum of two tensors of one shape, or a `sum` post-op.
     case add
+    /// An elementwise product or sum of two tensors whose second operand may broadcast (axes of
+    /// size 1 repeated, as a squeeze-excitation gate of shape (N, C, 1, 1) scales (N, C, H, W)).
+    case binary(BinarySpec)
     /// Max or average pooling over a 2-D window.
     case pooling(PoolingSpec)
     /// A new shape for the same elements, in plain layout (no copy).
@@ -48,6 +51,7 @@ public enum LoweringKind: Codable, Equatable, Sendable {
         case .batchNorm: return "batch_norm"
         case let .eltwise(e): return "eltwise(\(e.algorithm.rawValue))"
         case .add: return "add"
+        case let .binary(b): return "binary(\(b.operation.rawValue))"
         case let .pooling(p): return "pooling(\(p.algorithm.rawValue))"
         case .reshape: return "reshape"
         case let .concat(axis): return "concat(axis \(axis))"
@@ -129,11 +133,22 @@ public struct EltwiseSpec: Codable, Equatable, Sendable {
         case relu, tanh, logistic, softRelu = "soft_relu", elu, geluErf = "gelu_erf"
         /// x / (1 + |x|) (MXNet's softsign; oneDNN 2.6 has no such eltwise function).
         case softSign = "soft_sign"
+        /// alpha·x + beta: the scalar ops (`_plus_scalar`, `_mul_scalar`, `_div_scalar`, ...).
+        case linear
+        /// min(max(x, alpha), beta): `clip`, and ReLU6 as `clip(0, 6)`.
+        case clip
+        /// e^x.
+        case exp
+        /// x · min(max(x + 3, 0), 6) / 6: MobileNet v3's hard-swish, which ``HardSwishFusion`` finds
+        /// as `x * (clip(x + 3, 0, 6) / 6)`.
+        case hardSwish = "hard_swish"
     }
 
     public var algorithm: Algorithm
-    /// relu: the negative slope; elu: the scale of the negative part.
+    /// relu: the negative slope; elu: the scale of the negative part; linear: the factor; clip: the
+    /// lower bound.
     public var alpha: Float = 0
+    /// linear: the offset; clip: the upper bound.
     public var beta: Float = 0
 
     public init(algorithm: Algorithm, alpha: Float = 0, beta: Float = 0) {
@@ -215,4 +230,15 @@ public struct PoolingRefusal: Error, Equatable, Sendable {
         self.attribute = attribute
         self.reason = reason
     }
+}
+
+/// A binary elementwise op whose second operand may broadcast.
+public struct BinarySpec: Codable, Equatable, Sendable {
+    public enum Operation: String, Codable, Sendable, CaseIterable {
+        case add, multiply
+    }
+
+    public var operation: Operation
+
+    public init(operation: Operation) { self.operation = operation }
 }

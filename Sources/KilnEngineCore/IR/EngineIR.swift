@@ -148,6 +148,9 @@ public struct EngineIR: Sendable, CustomStringConvertible {
                 }
                 inputs.append(valueOf[e.node])
             }
+            // A binary op's operand that broadcasts comes second (its operations commute), as its
+            // kernels take it.
+            if case .binary = lowering, inputs.count == 2, values[inputs[0]].shape != shape { inputs.swapAt(0, 1) }
             values.append(Value(shape: shape, name: n.name, origin: .computed))
             valueOf[i] = values.count - 1
             ops.append(Op(name: n.name, op: definition.name, attributes: attributes, fusion: definition.fusion,

@@ -75,6 +75,13 @@ extension EngineIR {
         case .add:
             try arity(2)
             guard values[op.inputs[0]].shape == out, values[op.inputs[1]].shape == out else { throw fail("\(label) adds tensors of different shapes") }
+        case .binary:
+            try arity(2)
+            let a = values[op.inputs[0]].shape, b = values[op.inputs[1]].shape
+            // The second operand matches the first or repeats along axes of size 1; the output is the first's shape.
+            guard a == out, b.rank == a.rank, zip(a.dims, b.dims).allSatisfy({ $0 == $1 || $1 == 1 }) else {
+                throw fail("\(label) combines \(a) with \(b) into \(out), which is not a broadcast of the second onto the first")
+            }
         case .pooling, .softmax:
             try arity(1)
         case .reshape:

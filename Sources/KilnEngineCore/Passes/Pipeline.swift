@@ -6,7 +6,7 @@ import KilnGraph
 //
 // ```
 // graph ──build──> IR ─check─> identity removal ─check─> constant folding ─check─> BatchNorm folding
-//       ─check─> post-op fusion ─check─> reshape into FC ─check─> dead op elimination ─check─>
+//       ─check─> hard-swish fusion ─check─> post-op fusion ─check─> reshape into FC ─check─> dead op elimination ─check─>
 //       [fused head: cuda] ─check─> optimized IR (cached, lowered by the engine)
 // ```
 
@@ -54,7 +54,7 @@ public struct EnginePipeline: Sendable {
     /// and its BatchNorm does not block folding; dead ops follow reshape into FC (the flatten it
     /// bypassed). `head` passes (the cuda engine's fused head) run last, on that clean graph.
     public static func standard(policy: FusionPolicy, head: [any EnginePass] = []) -> EnginePipeline {
-        EnginePipeline(passes: [IdentityRemoval(), ConstantFolding(), BatchNormFolding(), PostOpFusion(policy: policy), ReshapeIntoFC(),
+        EnginePipeline(passes: [IdentityRemoval(), ConstantFolding(), BatchNormFolding(), HardSwishFusion(), PostOpFusion(policy: policy), ReshapeIntoFC(),
                                 DeadOpElimination()] + head,
                        policy: policy)
     }
