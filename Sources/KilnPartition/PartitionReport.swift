@@ -121,6 +121,10 @@ public struct PartitionReport: Sendable, Equatable {
     public let groups: [Group]
     /// Op nodes left to the framework, in topological order.
     public let frameworkNodes: [FrameworkNode]
+    /// Values handed across a border between the framework and an engine group (or two groups),
+    /// counted once per receiving side: each is a switch of runtime, with its copy or reorder.
+    /// 0 when the engine takes the whole graph.
+    public let switches: Int
     /// Op nodes of the original graph (variables not counted).
     public let opNodeCount: Int
     /// Estimated FLOPs of the whole original graph, when shapes were known.
@@ -162,6 +166,7 @@ extension PartitionReport {
             summary += "; FLOPs unknown (no shapes were given)."
         }
         out.append(summary)
+        out.append("\(groups.count) engine group\(groups.count == 1 ? "" : "s"), \(switches) framework-engine switch\(switches == 1 ? "" : "es").")
         for g in groups {
             out.append("")
             var head = "Group \(g.name): \(g.nodes.count) node\(g.nodes.count == 1 ? "" : "s")"
@@ -190,6 +195,7 @@ extension PartitionReport {
             "excluded_ops": excludedOps,
             "op_nodes": opNodeCount,
             "offloaded_op_nodes": offloadedNodeCount,
+            "switches": switches,
             "node_share": nodeShare,
             "total_flops": number(totalFLOPs),
             "offloaded_flops": number(offloadedFLOPs),

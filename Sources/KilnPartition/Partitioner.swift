@@ -167,9 +167,17 @@ public struct Partitioner: Sendable {
             PartitionReport.FrameworkNode(name: graph.nodes[i].name, op: graph.nodes[i].op,
                                           reason: reasons[i] ?? .unsupported("no reason recorded"))
         }
+        // Values handed between the framework and an engine group (or between two groups), each once
+        // per receiving side: every one is a switch of runtime at inference.
+        var handOffs = Set<[Int]>()
+        for (c, n) in graph.nodes.enumerated() where !n.isVariable {
+            for e in n.inputs where !graph.nodes[e.node].isVariable && groupOf[e.node] != groupOf[c] {
+                handOffs.insert([e.node, e.index, groupOf[c] ?? -1])
+            }
+        }
         let report = PartitionReport(
             backend: backendName, engine: engineName, minGroupSize: options.minGroupSize,
-            excludedOps: excluded.sorted(), groups: reportGroups, frameworkNodes: frameworkNodes,
+            excludedOps: excluded.sorted(), groups: reportGroups, frameworkNodes: frameworkNodes, switches: handOffs.count,
             opNodeCount: graph.nodes.filter { !$0.isVariable }.count,
             totalFLOPs: shapes.map { FLOPEstimate.flops(of: graph.nodes.indices, in: graph, shapes: $0) })
         return Partition(graph: partitioned, report: report)

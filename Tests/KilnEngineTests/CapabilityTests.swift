@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func tableListsTheOps() {
-        #expect(CPUCapabilities.supportedOps == ["Activation", "BatchNorm", "Concat", "Convolution", "Dropout", "Flatten", "FullyConnected",
+        #expect(CPUCapabilities.supportedOps == ["Activation", "BatchNorm", "Concat", "Convolution", "Deconvolution", "Dropout", "Flatten", "FullyConnected",
                                                  "LeakyReLU", "Pooling", "Reshape", "SoftmaxOutput", "_copy", "elemwise_add", "softmax",
                                                  "clip", "relu", "sigmoid", "tanh", "exp", "_plus_scalar", "_minus_scalar", "_rminus_scalar",
                                                  "_mul_scalar", "_div_scalar", "elemwise_mul", "broadcast_mul", "broadcast_add", "expand_dims"])

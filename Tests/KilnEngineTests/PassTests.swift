@@ -395,3 +395,32 @@ extension EngineIR {
         try c.expectEngineMatchesFramework("gate * x")
     }
 }
+
+@Suite struct DeconvolutionEngineTests {
+    /// simple_pose's upsampling: Deconvolution(4x4, stride 2, pad 1) -> BatchNorm -> relu. The
+    /// BatchNorm does not fold (the weight's rows are input channels) but runs in the engine; a relu
+    /// straight after a deconvolution is its post-op.
+    @Test(arguments: [1, 2])
+    func upsamplingRunsInTheEngine(groups: Int) throws {
+        let x = Symbol.variable("data")
+        let up = Symbol.deconvolution(x, kernel: [4, 4], numFilter: 4, stride: [2, 2], pad: [1, 1], numGroup: groups, noBias: false, name: "up0")
+        let direct = try Case(Symbol.activation(up, kind: .relu, name: "relu0"), data: [2, 4, 5, 5])
+        let plan = try direct.bound.engine()
+        #expect(plan.ir.kinds == ["deconvolution"])
+        #expect(plan.ir.ops.first?.postOps == [.eltwise(EltwiseSpec(algorithm: .relu))])
+        try direct.expectEngineMatchesFramework("deconv + relu, \(groups) groups")
+        let bn = Symbol.activation(.batchNorm(up, fixGamma: false, name: "bn0"), kind: .relu, name: "relu0")
+        try Case(bn, data: [1, 4, 6, 6]).expectEngineMatchesFramework("deconv + BN + relu, \(groups) groups")
+    }
+
+    /// adj larger than pad would need negative padding after: refused with the attribute named.
+    @Test func adjBeyondPadIsRefused() throws {
+        let up = Symbol.deconvolution(.variable("data"), kernel: [3, 3], numFilter: 2, stride: [2, 2], adj: [1, 1], name: "up0")
+        let graph = up.graph
+        let shapes = try graph.inferShapes(["data": [1, 2, 4, 4]])
+        let node = try #require(graph.nodes.firstIndex { $0.name == "up0" })
+        let s = CPUEngine().support(SupportQuery(graph: graph, node: node, shapes: shapes, types: try graph.inferTypes([:]),
+                                                 constants: ["up0_weight"]))
+        #expect(s.reason?.description.contains("adj") == true, "\(s)")
+    }
+}

@@ -47,6 +47,9 @@ import Testing
         ])
         #expect(p.report.reason(of: "b") == .unsupportedOp("sigmoid"))
         #expect(p.report.groups.map(\.outputs) == [["a_output", "c_output"], ["e_output"]])
+        // Three hand-offs: a into the framework's b, b into group 1, c from group 0 into group 1.
+        #expect(p.report.switches == 3)
+        #expect(p.report.text().contains("2 engine groups, 3 framework-engine switches."))
         try Self.expectSameOutputs(e, p)
     }
 

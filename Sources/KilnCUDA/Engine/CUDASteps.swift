@@ -123,6 +123,9 @@ struct CUDASteps {
                 steps.append(.pointwise(inputs: [x], y: y, activation: spec))
             case .add:
                 steps.append(.pointwise(inputs: op.inputs, y: y, activation: activation))
+            case .deconvolution:
+                // The cuda engine's table does not claim Deconvolution.
+                throw CUDAError.unsupported(node: op.name, op: op.op, reason: "the cuda engine does not lower Deconvolution")
             case .binary:
                 // The cuda engine's table claims no broadcasting op, so no IR of it holds one.
                 throw CUDAError.unsupported(node: op.name, op: op.op, reason: "the cuda engine does not lower a broadcasting binary op")

@@ -19,6 +19,7 @@ public enum CPUCapabilities {
     /// The table with the shared checks (float32, only the first output read).
     public static let capabilities = EngineCapabilities(engine: "cpu", lowerings: [
         "Convolution": EngineRules.convolution,
+        "Deconvolution": EngineRules.deconvolution,
         "FullyConnected": EngineRules.fullyConnected,
         "BatchNorm": EngineRules.batchNorm,
         "Activation": EngineRules.activation.refusing { f, kind in
@@ -51,9 +52,9 @@ public enum CPUCapabilities {
         "SoftmaxOutput": EngineRules.softmaxOutput,
     ])
 
-    /// What oneDNN primitives fuse: conv and FC take a `sum` first, then any eltwise oneDNN has.
+    /// What oneDNN primitives fuse: conv, deconv and FC take a `sum` first, then any eltwise oneDNN has.
     public static let fusion = FusionPolicy { kind, postOps, next in
-        guard kind.hasChannelWeights else { return false }
+        guard kind.takesPostOps else { return false }
         switch next {
         case .sum: return postOps.isEmpty
         case let .eltwise(e): return e.algorithm.dnnl != nil

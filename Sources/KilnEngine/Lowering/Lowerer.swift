@@ -352,10 +352,10 @@ final class Lowerer {
     }
 
     /// Weights reordered once into the layout a primitive chose, in bytes the plan owns.
-    private func packedWeights(_ v: Int, userDims: [Int], chosen: dnnl_memory_desc_t, scaling: EngineDNNL.Scaling = EngineDNNL.Scaling(),
-                               node: String) throws -> Int {
+    private func packedWeights(_ v: Int, userDims: [Int], userTag: dnnl_format_tag_t? = nil, chosen: dnnl_memory_desc_t,
+                               scaling: EngineDNNL.Scaling = EngineDNNL.Scaling(), node: String) throws -> Int {
         guard let array = ir.values[v].constant else { throw EngineError.missingConstant(node: node, input: ir.values[v].name) }
-        let user = try EngineDNNL.plain(userDims, node: node)
+        let user = try userTag.map { try EngineDNNL.tagged(userDims, tag: $0, node: node) } ?? EngineDNNL.plain(userDims, node: node)
         guard array.dtype == .float32, array.byteCount == DNNL.size(user) else {
             throw EngineError.invalidIR(pass: "lowering", reason: "the weight \(ir.values[v].name) of shape \(array.shape) does not fit \(node), which needs \(Shape(userDims))")
         }
@@ -386,6 +386,8 @@ final class Lowerer {
         switch op.lowering {
         case let .convolution(spec):
             try convolution(op, spec, node: node, input: inShape, output: outShape)
+        case let .deconvolution(spec):
+            try deconvolution(op, spec, node: node, input: inShape, output: outShape)
         case let .innerProduct(spec):
             try innerProduct(op, spec, node: node, input: inShape, output: outShape)
         case let .batchNorm(spec):
@@ -539,6 +541,42 @@ final class Lowerer {
         }
         args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1), scale: dstScale)))
         try addStep(p, args, label: node, role: .compute, kind: quantized ? "convolution (int8)" : "convolution")
+    }
+
+    /// A transposed convolution in fp32 or bf16 (int8 plans keep it in their float type). oneDNN's
+    /// weights are (groups, out/g, in/g, kh, kw); MXNet stores (in, out/g, kh, kw), which is oneDNN's
+    /// `iohw` (`giohw` with groups) order of the same numbers, so the packing reorder reads it as is.
+    private func deconvolution(_ op: EngineIR.Op, _ spec: DeconvolutionSpec, node: String, input: [Int], output: [Int]) throws {
+        guard input.count == 4, output.count == 4 else {
+            throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "data of shape \(Shape(input)) is not 4-D")
+        }
+        let c = input[1], o = spec.numFilter, g = spec.groups
+        let perGroup = [o / g, c / g] + spec.kernel
+        let weightDims = g > 1 ? [g] + perGroup : perGroup
+        let type = numerics.activationType
+        var src = try EngineDNNL.any(input, type: type, node: node)
+        var weights = try EngineDNNL.any(weightDims, type: type, node: node)
+        var bias = try EngineDNNL.plain([o], node: node)
+        var dst = try EngineDNNL.any(output, type: type, node: node)
+        let strides = EngineDNNL.int64s(spec.stride), dilates = EngineDNNL.int64s(spec.dilate.map { $0 - 1 })
+        let before = EngineDNNL.int64s(spec.pad), after = EngineDNNL.int64s(zip(spec.pad, spec.adj).map { $0 - $1 })
+        let hasBias = spec.hasBias
+        let p = try EngineDNNL.primitive(dnnl_deconvolution_desc_t(), postOps: op.postOps, node: node, what: "deconvolution") { d in
+            if hasBias {
+                return dnnl_dilated_deconvolution_forward_desc_init(d, dnnl_forward_inference, dnnl_deconvolution_direct, &src, &weights,
+                                                                    &bias, &dst, strides, dilates, before, after)
+            }
+            return dnnl_dilated_deconvolution_forward_desc_init(d, dnnl_forward_inference, dnnl_deconvolution_direct, &src, &weights,
+                                                                nil, &dst, strides, dilates, before, after)
+        }
+        var args: [(Int32, Int)] = [
+            (DNNLArg.src, try ensure(op.inputs[0], try EngineDNNL.chosen(p, dnnl_query_src_md, node: node))),
+            (DNNLArg.weights, try packedWeights(op.inputs[1], userDims: weightDims, userTag: g > 1 ? dnnl_giohw : dnnl_iohw,
+                                                chosen: try EngineDNNL.chosen(p, dnnl_query_weights_md, node: node), node: node)),
+        ]
+        if hasBias { args.append((DNNLArg.bias, try ensure(op.inputs[2], bias))) }
+        args.append((DNNLArg.dst, try destination(op, try EngineDNNL.chosen(p, dnnl_query_dst_md, node: node), sources: args.map(\.1))))
+        try addStep(p, args, label: node, role: .compute, kind: "deconvolution")
     }
 
     /// Times `op`'s candidate algorithms (see ConvolutionChoice.swift), each with the reorder its input

@@ -25,6 +25,19 @@ public enum EngineRules {
                                                    groups: p.numGroup, numFilter: p.numFilter, hasBias: !p.noBias)))
     }
 
+    /// `Deconvolution`: 2-D, NCHW, without `target_shape` (which only moves the padding), and with
+    /// `adj` at most `pad` (the padding after, pad - adj, cannot be negative in the engine's kernels).
+    public static let deconvolution = EngineLowering { f in
+        let p = try DeconvolutionParameters(f.attributes)
+        guard p.kernel.count == 2 else { return f.refuse("kernel", "only 2-D deconvolutions are lowered") }
+        guard p.layout == .nchw else { return f.refuse("layout", "only NCHW is lowered") }
+        guard p.targetShape.allSatisfy({ $0 == 0 }) else { return f.refuse("target_shape", "only the output size from pad and adj is lowered") }
+        guard zip(p.adj, p.pad).allSatisfy({ $0 <= $1 }) else { return f.refuse("adj", "larger than pad") }
+        if let refusal = f.unknownWeight() { return refusal }
+        return .lower(.deconvolution(DeconvolutionSpec(kernel: p.kernel, stride: p.stride, pad: p.pad, dilate: p.dilate, adj: p.adj,
+                                                       groups: p.numGroup, numFilter: p.numFilter, hasBias: !p.noBias)))
+    }
+
     public static let fullyConnected = EngineLowering { f in
         let p = try FullyConnectedParameters(f.attributes)
         if let refusal = f.unknownWeight() { return refusal }

@@ -18,6 +18,10 @@ import KilnGraph
 public enum LoweringKind: Codable, Equatable, Sendable {
     /// A 2-D convolution, its bias fused.
     case convolution(ConvolutionSpec)
+    /// A 2-D transposed convolution (MXNet's Deconvolution), its bias fused. Its weight holds one row
+    /// per *input* channel, so a BatchNorm after it does not fold (``hasChannelWeights`` is false);
+    /// post-ops still fuse (``takesPostOps``).
+    case deconvolution(DeconvolutionSpec)
     /// An inner product on the data viewed as (rows, inputs).
     case innerProduct(InnerProductSpec)
     /// Inference batch normalization with the moving statistics (when not folded into a conv or FC).
@@ -47,6 +51,7 @@ public enum LoweringKind: Codable, Equatable, Sendable {
     public var summary: String {
         switch self {
         case .convolution: return "convolution"
+        case .deconvolution: return "deconvolution"
         case .innerProduct: return "inner_product"
         case .batchNorm: return "batch_norm"
         case let .eltwise(e): return "eltwise(\(e.algorithm.rawValue))"
@@ -66,6 +71,14 @@ public enum LoweringKind: Codable, Equatable, Sendable {
     public var hasChannelWeights: Bool {
         switch self {
         case .convolution, .innerProduct: return true
+        default: return false
+        }
+    }
+
+    /// Whether the op is one whose kernel can apply post-ops as it writes (conv, deconv and FC).
+    public var takesPostOps: Bool {
+        switch self {
+        case .convolution, .deconvolution, .innerProduct: return true
         default: return false
         }
     }
@@ -95,6 +108,24 @@ public struct ConvolutionSpec: Codable, Equatable, Sendable {
 /// multiplications, blocked layout).
 public enum ConvolutionAlgorithm: String, Codable, Sendable, CaseIterable {
     case direct, directInPlace = "direct_producer_layout", winograd
+}
+
+/// A transposed convolution's geometry, MXNet's way: output = stride·(input - 1) + dilated kernel -
+/// 2·pad + adj along each spatial axis.
+public struct DeconvolutionSpec: Codable, Equatable, Sendable {
+    public var kernel: [Int]
+    public var stride: [Int]
+    public var pad: [Int]
+    public var dilate: [Int]
+    public var adj: [Int]
+    public var groups: Int
+    public var numFilter: Int
+    public var hasBias: Bool
+
+    public init(kernel: [Int], stride: [Int], pad: [Int], dilate: [Int], adj: [Int], groups: Int, numFilter: Int, hasBias: Bool) {
+        (self.kernel, self.stride, self.pad, self.dilate, self.adj) = (kernel, stride, pad, dilate, adj)
+        (self.groups, self.numFilter, self.hasBias) = (groups, numFilter, hasBias)
+    }
 }
 
 /// A FullyConnected node's parameters.

@@ -61,6 +61,11 @@ extension EngineIR {
                 throw fail("\(label) has weight \(w) and output \(out) for \(spec.numFilter) filters")
             }
             if spec.hasBias, values[op.inputs[2]].shape != [spec.numFilter] { throw fail("\(label) has a bias of shape \(values[op.inputs[2]].shape)") }
+        case let .deconvolution(spec):
+            try arity(spec.hasBias ? 3 : 2)
+            try (1..<op.inputs.count).forEach(constant)
+            guard out.rank == 4, out[1] == spec.numFilter else { throw fail("\(label) has output \(out) for \(spec.numFilter) filters") }
+            if spec.hasBias, values[op.inputs[2]].shape != [spec.numFilter] { throw fail("\(label) has a bias of shape \(values[op.inputs[2]].shape)") }
         case let .innerProduct(spec):
             try arity(spec.hasBias ? 3 : 2)
             try (1..<op.inputs.count).forEach(constant)
