@@ -4,7 +4,7 @@ SWIFT_FLAGS := --explicit-target-dependency-import-check error
 export OMP_WAIT_POLICY ?= passive
 MODEL := Tests/Fixtures/golden/models/cifar_resnet20_v1
 
-.PHONY: deps build release test hostile demo data fashion-mnist lenet zoo mxnet-check bench bench-quick engine-bench golden clean gpu-package
+.PHONY: deps build release test hostile demo data fashion-mnist lenet zoo zoo-check zoo-check-quick mxnet-check bench bench-quick engine-bench golden clean gpu-package
 KILN_DATA_DIR ?= $(HOME)/.kiln/data
 export KILN_DATA_DIR
 LENET_PREFIX ?= out/lenet
@@ -69,6 +69,22 @@ fashion-mnist:
 # weights trained here (models/); models without weights are listed as skipped.
 zoo: release fashion-mnist
 	KILN_MODEL_DIR=models .build/release/kiln zoo --batch 16 $(ZOO_ARGS)
+
+# The real-world zoo (docs/ZOO.md): every model of tools/zoo/models.py exported by real MXNet 1.9.1
+# + gluoncv with random weights, run by Kiln in framework mode and with the engine, every output
+# compared with MXNet's; writes docs/ZOO.md and the README's zoo table. ZOO_MODELS=a,b checks a few.
+ZOO_MODELS ?=
+zoo-check: release
+	bash tools/zoo/setup.sh
+	.venv-golden/bin/python tools/zoo/export_zoo.py --out out/zoo $(if $(ZOO_MODELS),--models $(ZOO_MODELS))
+	.venv-golden/bin/python tools/zoo/zoo_check.py --kiln .build/release/kiln --zoo out/zoo \
+	  $(if $(ZOO_MODELS),--models $(ZOO_MODELS),--write-docs)
+
+# Its short form (CI): four small models.
+zoo-check-quick: release
+	bash tools/zoo/setup.sh
+	.venv-golden/bin/python tools/zoo/export_zoo.py --out out/zoo-quick --models quick
+	.venv-golden/bin/python tools/zoo/zoo_check.py --kiln .build/release/kiln --zoo out/zoo-quick --models quick --repeat 2
 
 # Scores the LeNet checkpoint that `make lenet` saved in real MXNet 1.9.1 (installed into .venv-golden).
 mxnet-check:

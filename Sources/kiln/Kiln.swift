@@ -66,6 +66,8 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run forward this many times and report the median time.") var repeatCount: Int = 1
     @Option(help: "A .npy file to compare output 0 with; fails when the max abs difference exceeds 1e-4 of max |expected|.")
     var expect: String?
+    @Flag(help: "End with one line of JSON: load, bind and first-forward times, the median forward, and each output's shape.")
+    var json = false
 
     func validate() throws {
         try requireOption(repeatCount >= 1 && repeatCount <= 1_000_000, "--repeat", repeatCount, "give a count from 1 to 1000000")
@@ -73,9 +75,11 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let loadStart = Date()
             let sym = try Symbol.load(jsonFile: symbol)
             var args: [String: NDArray] = [:], aux: [String: NDArray] = [:]
             if let params { (args, aux) = try Checkpoint.loadParams(params) }
+            let loadSeconds = Date().timeIntervalSince(loadStart)
             let arguments = sym.listArguments()
             let labels = Set(sym.listLabelArguments())
             let unset = arguments.filter { args[$0] == nil }
@@ -106,6 +110,7 @@ struct Run: ParsableCommand {
                 print("labels \(labels.sorted().joined(separator: ", ")) not given: bound as zeros (inference does not read them)")
             }
             let shapes = feeds.mapValues(\.shape), types = feeds.mapValues(\.dtype)
+            let bindStart = Date()
             let exec: Executor
             let label: String
             switch backend {
@@ -123,6 +128,7 @@ struct Run: ParsableCommand {
             case let other?:
                 throw ValidationError("--backend \(other) is unknown; accepted values are framework, reference, engine.")
             }
+            let bindSeconds = Date().timeIntervalSince(bindStart)
             var times: [Double] = []
             for _ in 0..<repeatCount {
                 let start = Date()
@@ -164,6 +170,15 @@ struct Run: ParsableCommand {
                 }
                 try exec.outputs[index].save(npyFile: file)
                 print("wrote \(names[index]) to \(file)")
+            }
+            if json {
+                let summary: [String: Any] = [
+                    "backend": label, "load_s": loadSeconds, "bind_s": bindSeconds,
+                    "first_forward_ms": times[0], "median_ms": median, "runs": repeatCount,
+                    "outputs": exec.outputs.map { ["shape": $0.shape.dims, "dtype": $0.dtype.description] },
+                ]
+                let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
             }
         }
     }

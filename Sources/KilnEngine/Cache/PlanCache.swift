@@ -51,8 +51,24 @@ enum PlanCache {
         do {
             let bytes = try PlanFile.encode(ir, key: key)
             let temporary = file + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-            guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-                throw EngineError.cacheWrite(path: file, reason: "the temporary file \(temporary) cannot be created")
+            // Written from the bytes themselves (a `Data` of them would be one more copy of the weights).
+            let written = bytes.withUnsafeBytes { raw -> Bool in
+                guard let base = raw.baseAddress else { return false }
+                let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, base + offset, raw.count - offset)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { return false }
+                    offset += n
+                }
+                return true
+            }
+            guard written else {
+                try? FileManager.default.removeItem(atPath: temporary)
+                throw EngineError.cacheWrite(path: file, reason: "the temporary file \(temporary) cannot be written (\(String(cString: strerror(errno))))")
             }
             if rename(temporary, file) != 0 {
                 try? FileManager.default.removeItem(atPath: temporary)

@@ -65,17 +65,23 @@ enum PlanFile {
     }
 
     /// The file's bytes for an IR (compacted first, so only constants some op reads are stored).
+    ///
+    /// The constants are copied once, straight into the one buffer that becomes the file (the header
+    /// in front): a plan's weights are most of its size, and each extra copy was another whole model
+    /// in the peak memory of the first compile.
     static func encode(_ ir: EngineIR, key: [UInt8]) throws -> [UInt8] {
-        var blob: [UInt8] = []
         var constants: [StoredConstant] = []
+        var sources: [NDArray] = []
+        var blobBytes = 0
         let values = ir.values.map { v -> StoredValue in
             var s = StoredValue(shape: v.shape.dims, name: v.name)
             switch v.origin {
             case let .input(name): s.input = name
             case let .constant(array):
-                let a = array.converted(to: .float32)
-                constants.append(StoredConstant(shape: a.shape.dims, offset: blob.count, bytes: a.byteCount))
-                a.withUnsafeBytes { blob.append(contentsOf: $0) }
+                let bytes = array.elementCount * 4   // stored as float32
+                constants.append(StoredConstant(shape: array.shape.dims, offset: blobBytes, bytes: bytes))
+                sources.append(array)
+                blobBytes += bytes
                 s.constant = constants.count - 1
             case .computed: break
             }
@@ -87,15 +93,24 @@ enum PlanFile {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let json = [UInt8](try encoder.encode(Stored(values: values, ops: ops, outputs: ir.outputs, constants: constants)))
+        let json = try encoder.encode(Stored(values: values, ops: ops, outputs: ir.outputs, constants: constants))
         var out = magic
+        out.reserveCapacity(headerSize + json.count + blobBytes)
         withUnsafeBytes(of: formatVersion.littleEndian) { out += $0 }
         out += key
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out += $0 }
-        withUnsafeBytes(of: UInt64(blob.count).littleEndian) { out += $0 }
-        let payload = json + blob
-        out += payload.withUnsafeBytes { Hash128.hash($0) }
-        out += payload
+        withUnsafeBytes(of: UInt64(blobBytes).littleEndian) { out += $0 }
+        out += [UInt8](repeating: 0, count: 16)   // the checksum, once the payload is in place
+        out += json
+        for a in sources {
+            if a.dtype == .float32 {
+                a.withUnsafeBytes { out += $0 }
+            } else {
+                a.converted(to: .float32).withUnsafeBytes { out += $0 }
+            }
+        }
+        let checksum = out.withUnsafeBytes { Hash128.hash(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
+        out.replaceSubrange((headerSize - 16)..<headerSize, with: checksum)
         return out
     }
 
