@@ -448,13 +448,19 @@ final class Lowerer {
         }
     }
 
-    private func convolution(_ op: EngineIR.Op, _ spec: ConvolutionSpec, node: String, input: [Int], output: [Int]) throws {
+    /// oneDNN's logical weight dims of a 2-D (de)convolution, (g, out/g, in/g, kh, kw) or without g
+    /// for one group; refuses data that is not 4-D.
+    private func groupedWeightDims(_ op: EngineIR.Op, input: [Int], output: [Int], numFilter o: Int, groups g: Int, kernel: [Int]) throws -> [Int] {
         guard input.count == 4, output.count == 4 else {
             throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "data of shape \(Shape(input)) is not 4-D")
         }
-        let c = input[1], o = spec.numFilter, g = spec.groups
-        let perGroup = [o / g, c / g] + spec.kernel
-        let weightDims = g > 1 ? [g] + perGroup : perGroup
+        let perGroup = [o / g, input[1] / g] + kernel
+        return g > 1 ? [g] + perGroup : perGroup
+    }
+
+    private func convolution(_ op: EngineIR.Op, _ spec: ConvolutionSpec, node: String, input: [Int], output: [Int]) throws {
+        let (o, g) = (spec.numFilter, spec.groups)
+        let weightDims = try groupedWeightDims(op, input: input, output: output, numFilter: o, groups: g, kernel: spec.kernel)
         let quantized = runsInt8(op)
         let srcType = quantized ? quantizedType(op.inputs[0]) : numerics.activationType
         let weightType = quantized ? dnnl_s8 : numerics.activationType
@@ -547,12 +553,8 @@ final class Lowerer {
     /// weights are (groups, out/g, in/g, kh, kw); MXNet stores (in, out/g, kh, kw), which is oneDNN's
     /// `iohw` (`giohw` with groups) order of the same numbers, so the packing reorder reads it as is.
     private func deconvolution(_ op: EngineIR.Op, _ spec: DeconvolutionSpec, node: String, input: [Int], output: [Int]) throws {
-        guard input.count == 4, output.count == 4 else {
-            throw EngineError.unsupportedNode(node: op.name, op: op.op, reason: "data of shape \(Shape(input)) is not 4-D")
-        }
-        let c = input[1], o = spec.numFilter, g = spec.groups
-        let perGroup = [o / g, c / g] + spec.kernel
-        let weightDims = g > 1 ? [g] + perGroup : perGroup
+        let (o, g) = (spec.numFilter, spec.groups)
+        let weightDims = try groupedWeightDims(op, input: input, output: output, numFilter: o, groups: g, kernel: spec.kernel)
         let type = numerics.activationType
         var src = try EngineDNNL.any(input, type: type, node: node)
         var weights = try EngineDNNL.any(weightDims, type: type, node: node)
